@@ -1,0 +1,141 @@
+"""Settings for mailadmin.
+
+With no environment variables the project runs as a local instance: plain HTTP on
+127.0.0.1, SQLite and generated keys in the ignored ``instance/`` folder. Every
+production setting is switched on by an environment variable (see README.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+from mailadmin.env import (
+    envbool,
+    envfloat,
+    envlist,
+    envstr,
+    generate_django_secret_key,
+    instance_secret,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = Path(envstr("MAILADMIN_INSTANCE_DIR") or BASE_DIR / "instance")
+
+SECRET_KEY = envstr("DJANGO_SECRET_KEY") or instance_secret(
+    INSTANCE_DIR / "django_secret_key", generate_django_secret_key
+)
+DEBUG = envbool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "crispy_forms",
+    "crispy_bootstrap5",
+    "settings_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mailadmin.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "mailadmin.wsgi.application"
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": envstr("MAILADMIN_SQLITE_PATH") or INSTANCE_DIR / "db.sqlite3",
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = envstr("DJANGO_LANGUAGE_CODE", "en")
+TIME_ZONE = envstr("DJANGO_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(envstr("DJANGO_STATIC_ROOT") or INSTANCE_DIR / "staticfiles")
+# WhiteNoise serves the vendored assets with or without DEBUG and without a prior
+# collectstatic, so the panel works the same on a laptop and an offline intranet.
+WHITENOISE_USE_FINDERS = True
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "outgoing_email"
+LOGOUT_REDIRECT_URL = "login"
+
+CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
+CRISPY_TEMPLATE_PACK = "bootstrap5"
+
+# Security headers that cost nothing on plain HTTP; the HTTPS-only ones follow DJANGO_HTTPS.
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = int(envfloat("DJANGO_SESSION_AGE", 8 * 3600, minimum=60))
+HTTPS_ONLY = envbool("DJANGO_HTTPS", False)
+SESSION_COOKIE_SECURE = HTTPS_ONLY
+CSRF_COOKIE_SECURE = HTTPS_ONLY
+SECURE_SSL_REDIRECT = HTTPS_ONLY
+SECURE_HSTS_SECONDS = 31536000 if HTTPS_ONLY else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS_ONLY
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("DJANGO_BEHIND_PROXY", False) else None
+
+# Fernet keys for secrets at rest: the first encrypts, all decrypt. Never derived from SECRET_KEY.
+MAILADMIN_ENCRYPTION_KEYS = envlist("MAILADMIN_ENCRYPTION_KEYS") or [
+    instance_secret(INSTANCE_DIR / "encryption.key", lambda: Fernet.generate_key().decode())
+]
+# Whole-test budget for "Save and test", in seconds.
+MAILADMIN_TEST_TIMEOUT = envfloat("MAILADMIN_TEST_TIMEOUT", 15.0, minimum=1.0)
+# Overrides the cloud's identity host (e.g. a local fake in tests); "https://host[:port]".
+MAILADMIN_AUTHORITY_HOST = envstr("MAILADMIN_AUTHORITY_HOST")
+# A PEM bundle that replaces the platform's trust store (corporate TLS inspection).
+MAILADMIN_CA_BUNDLE = envstr("MAILADMIN_CA_BUNDLE")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": envstr("DJANGO_LOG_LEVEL", "INFO")},
+    # msal logs request and response details at DEBUG; never let them reach a handler.
+    "loggers": {"msal": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+}

@@ -1,0 +1,240 @@
+from __future__ import annotations
+
+import re
+
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import Div, Field, Fieldset, Layout
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import DomainNameValidator, validate_ipv46_address
+
+from settings_app.clouds import CLOUDS, MICROSOFT365_PORT
+from settings_app.fields import UnreadableSecret
+from settings_app.models import ConnectionSecurity, OutgoingEmailSettings, Protocol
+
+GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+SECRET_FIELDS = ("password", "client_secret")
+SECRET_LABELS = {"password": "password", "client_secret": "client secret"}
+
+
+def validate_no_control_characters(value: str) -> None:
+    if CONTROL_CHARACTERS.search(value):
+        raise ValidationError("Remove line breaks, tabs and other control characters.", code="control")
+
+
+def validate_server(value: str) -> None:
+    try:
+        validate_ipv46_address(value)
+        return
+    except ValidationError:
+        pass
+    if not HOSTNAME.match(value):
+        raise ValidationError(
+            "Enter a host name such as smtp.office365.com, or an IP address.", code="invalid_host"
+        )
+
+
+def validate_guid(value: str) -> None:
+    if not GUID.match(value):
+        raise ValidationError(
+            "Enter a GUID like 00000000-0000-0000-0000-000000000000 "
+            "(App registration > Overview > Application (client) ID).",
+            code="invalid_guid",
+        )
+
+
+def validate_tenant(value: str) -> None:
+    if GUID.match(value):
+        return
+    try:
+        DomainNameValidator(accept_idna=False)(value)
+    except ValidationError:
+        raise ValidationError(
+            "Enter the Directory (tenant) ID, a GUID, or the tenant's domain such as "
+            "contoso.onmicrosoft.com.",
+            code="invalid_tenant",
+        ) from None
+
+
+class OutgoingEmailSettingsForm(forms.ModelForm):
+    """The Outgoing Email page. Secrets are write-only: blank keeps the saved one."""
+
+    password = forms.CharField(
+        required=False,
+        max_length=1024,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        validators=[validate_no_control_characters],
+    )
+    client_secret = forms.CharField(
+        label="Client secret",
+        required=False,
+        max_length=1024,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        validators=[validate_no_control_characters],
+    )
+    port = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=65535,
+        help_text="587 for STARTTLS (Microsoft 365), 465 for SSL/TLS, 25 for none.",
+    )
+    test_recipient = forms.EmailField(
+        label="Test recipient",
+        required=False,
+        help_text="Optional. With an address here, Save and test also sends a short test message.",
+    )
+
+    class Meta:
+        model = OutgoingEmailSettings
+        fields = [
+            "protocol",
+            "cloud",
+            "server",
+            "port",
+            "connection_security",
+            "use_secure_auth",
+            "username",
+            "sender_email",
+            "use_user_email_as_sender",
+            "client_id",
+            "tenant_id",
+        ]
+        help_texts = {
+            "protocol": "SMTP Microsoft 365 uses OAuth 2.0 (client credentials) as Exchange Online requires.",
+            "cloud": "Where your Microsoft 365 tenant is hosted; most tenants are Global.",
+            "server": "For Microsoft 365: smtp.office365.com.",
+            "use_secure_auth": "Authenticate to the server. Always on for Microsoft 365.",
+            "username": "For Microsoft 365: the mailbox the application connects as, e.g. noreply@contoso.com.",
+            "sender_email": "The From address. For Microsoft 365 use the same mailbox as Username.",
+            "use_user_email_as_sender": (
+                "Send as the user who triggers a message. Microsoft 365 needs the Send As permission "
+                "(Add-RecipientPermission) for every such address."
+            ),
+            "client_id": "Azure portal > App registrations > your app > Overview: Application (client) ID.",
+            "tenant_id": "Same page: Directory (tenant) ID (or the tenant's domain, e.g. contoso.onmicrosoft.com).",
+        }
+
+    def __init__(self, *args, read_only: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.saved_secrets = {name: getattr(self.instance, name) for name in SECRET_FIELDS}
+        for name in ("server", "username", "tenant_id"):
+            self.fields[name].validators.append(validate_no_control_characters)
+        self.fields["server"].validators.append(validate_server)
+        self.fields["client_id"].validators.append(validate_guid)
+        self.fields["tenant_id"].validators.append(validate_tenant)
+        self.fields["password"].help_text = self._secret_status("password", "Password for plain SMTP.")
+        self.fields["client_secret"].help_text = self._secret_status(
+            "client_secret",
+            "Azure portal > your app > Certificates & secrets: the secret's Value (not its Secret ID).",
+        )
+        if read_only:
+            for field in self.fields.values():
+                field.disabled = True
+        self.helper = FormHelper()
+        self.helper.form_tag = False
+        self.helper.layout = Layout(
+            Fieldset(
+                "Server",
+                Field("protocol", data_protocol_select="1"),
+                Div("cloud", data_protocols=Protocol.MICROSOFT365),
+                "server",
+                "port",
+                "connection_security",
+            ),
+            Fieldset(
+                "Authentication and sender",
+                Div("use_secure_auth", data_protocols=Protocol.SMTP),
+                "username",
+                Div("password", data_protocols=Protocol.SMTP),
+                "sender_email",
+                "use_user_email_as_sender",
+            ),
+            Fieldset(
+                "Microsoft Entra ID application",
+                "client_id",
+                "tenant_id",
+                "client_secret",
+                data_protocols=Protocol.MICROSOFT365,
+            ),
+            Fieldset("Test", "test_recipient"),
+        )
+
+    def _secret_status(self, name: str, hint: str) -> str:
+        saved = self.saved_secrets[name]
+        label = SECRET_LABELS[name]
+        if isinstance(saved, UnreadableSecret):
+            status = f"A {label} is saved but can no longer be decrypted: enter it again."
+        elif saved:
+            status = f"A {label} is saved. Leave blank to keep it."
+        else:
+            status = f"No {label} is saved."
+        return f"{status} {hint}"
+
+    def clean(self):
+        data = super().clean()
+        protocol = data.get("protocol")
+        if protocol == Protocol.MICROSOFT365:
+            self._clean_microsoft365(data)
+        elif protocol == Protocol.SMTP:
+            self._require(data, "server", "port")
+            if data.get("use_secure_auth"):
+                self._require(data, "username")
+                self._require_secret(data, "password")
+        if not data.get("use_user_email_as_sender") or protocol == Protocol.MICROSOFT365:
+            self._require(data, "sender_email")
+        return data
+
+    def _clean_microsoft365(self, data: dict) -> None:
+        cloud = CLOUDS.get(data.get("cloud") or "global", CLOUDS["global"])
+        if not data.get("server") and "server" not in self.errors:
+            data["server"] = cloud.smtp_host
+        if not data.get("port") and "port" not in self.errors:
+            data["port"] = MICROSOFT365_PORT
+        if data.get("connection_security") == ConnectionSecurity.NONE:
+            self.add_error(
+                "connection_security",
+                "Microsoft 365 sends the token only over an encrypted connection: choose STARTTLS (port 587).",
+            )
+        data["use_secure_auth"] = True
+        self._require(data, "username", "client_id", "tenant_id")
+        username = data.get("username")
+        if username and "username" not in self.errors:
+            try:
+                forms.EmailField().clean(username)
+            except ValidationError:
+                self.add_error(
+                    "username", "For Microsoft 365 the username is the mailbox's address, e.g. noreply@contoso.com."
+                )
+        self._require_secret(data, "client_secret")
+
+    def _require(self, data: dict, *names: str) -> None:
+        label = dict(Protocol.choices).get(data.get("protocol"), "this protocol")
+        for name in names:
+            if data.get(name) in (None, "") and name not in self.errors:
+                self.add_error(name, f"Required for {label}.")
+
+    def _require_secret(self, data: dict, name: str) -> None:
+        if data.get(name) or name in self.errors:
+            return
+        saved = self.saved_secrets[name]
+        label = SECRET_LABELS[name]
+        if isinstance(saved, UnreadableSecret):
+            self.add_error(
+                name,
+                f"The saved {label} can no longer be decrypted (the encryption key changed or was lost). "
+                f"Enter the {label} again.",
+            )
+        elif not saved:
+            self.add_error(name, f"Enter the {label}.")
+
+    def save(self, commit: bool = True) -> OutgoingEmailSettings:
+        settings = super().save(commit=False)
+        for name in SECRET_FIELDS:
+            new_value = self.cleaned_data.get(name)
+            setattr(settings, name, new_value if new_value else self.saved_secrets[name])
+        if commit:
+            settings.save()
+        return settings

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import json
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import validate_email
+
+from settings_app.connection_test import run_connection_test
+from settings_app.history import record_test_run
+from settings_app.models import OutgoingEmailSettings
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the connection test (Save and test) on the saved outgoing email settings. "
+        "Exits 0 when every step passes, 1 otherwise."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--to", metavar="ADDRESS", default="", help="Also send a test message to ADDRESS.")
+        parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
+        parser.add_argument(
+            "--timeout", type=float, default=None, help="Whole-test budget in seconds (default MAILADMIN_TEST_TIMEOUT)."
+        )
+
+    def handle(self, *args, to: str, json: bool, timeout: float | None, **options):
+        if to:
+            try:
+                validate_email(to)
+            except ValidationError:
+                raise CommandError(f"--to: '{to}' is not a valid email address.") from None
+        settings = OutgoingEmailSettings.load()
+        unreadable = settings.unreadable_secrets()
+        if unreadable:
+            raise CommandError(
+                f"The saved {', '.join(unreadable)} can no longer be decrypted with MAILADMIN_ENCRYPTION_KEYS: "
+                "restore the old key or enter the secret again on the settings page."
+            )
+        result = run_connection_test(settings.to_connection_settings(), test_recipient=to, timeout=timeout)
+        run = record_test_run(result, settings, trigger="command")
+        if json:
+            self.stdout.write(_json_dump({"run": run.pk, **result.as_dict()}))
+        else:
+            self._print_steps(result)
+        if result.outcome != "success":
+            raise SystemExit(1)
+
+    def _print_steps(self, result) -> None:
+        for step in result.steps:
+            line = f"{step.status:<8} {step.name:<9} {step.label}"
+            if step.status != "skipped":
+                line += f" ({step.elapsed_ms} ms)"
+            style = {"ok": self.style.SUCCESS, "failed": self.style.ERROR}.get(step.status, str)
+            self.stdout.write(style(line))
+            if step.status == "failed":
+                self.stdout.write(f"         code: {step.code}")
+                if step.reply:
+                    self.stdout.write(f"         server said: {step.reply}")
+                if step.finding:
+                    self.stdout.write(f"         {step.finding.title}. {step.finding.explanation}")
+                    for fix in step.finding.fixes:
+                        self.stdout.write(f"         - {fix.text}")
+                        for command_line in fix.command.splitlines():
+                            self.stdout.write(f"             {command_line}")
+            for warning in step.warnings:
+                self.stdout.write(self.style.WARNING(f"         warning: {warning}"))
+        self.stdout.write(
+            self.style.SUCCESS("Connection test passed.") if result.outcome == "success" else self.style.ERROR(
+                "Connection test failed."
+            )
+        )
+
+
+def _json_dump(data: dict) -> str:
+    return json.dumps(data, indent=2, default=str)

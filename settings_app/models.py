@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from settings_app.clouds import CLOUDS, DEFAULT_CLOUD, MICROSOFT365_PORT
+from settings_app.connection_test import ConnectionSettings
+from settings_app.fields import EncryptedTextField, UnreadableSecret
+
+
+class Protocol(models.TextChoices):
+    SMTP = "smtp", "SMTP"
+    MICROSOFT365 = "smtp_microsoft365", "SMTP Microsoft 365"
+
+
+class ConnectionSecurity(models.TextChoices):
+    NONE = "none", "None"
+    STARTTLS = "starttls", "STARTTLS"
+    SSL_TLS = "ssl_tls", "SSL/TLS (implicit TLS)"
+
+
+class OutgoingEmailSettings(models.Model):
+    """The single outgoing-email configuration of the product (always pk=1)."""
+
+    SINGLETON_PK = 1
+
+    protocol = models.CharField(max_length=32, choices=Protocol.choices, default=Protocol.MICROSOFT365)
+    cloud = models.CharField(
+        "Microsoft cloud",
+        max_length=16,
+        choices=[(key, cloud.label) for key, cloud in CLOUDS.items()],
+        default=DEFAULT_CLOUD,
+    )
+    server = models.CharField(max_length=253, blank=True, default=CLOUDS[DEFAULT_CLOUD].smtp_host)
+    port = models.PositiveIntegerField(
+        default=MICROSOFT365_PORT, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    connection_security = models.CharField(
+        max_length=16, choices=ConnectionSecurity.choices, default=ConnectionSecurity.STARTTLS
+    )
+    use_secure_auth = models.BooleanField("Use secure authentication", default=True)
+    username = models.CharField(max_length=254, blank=True)
+    password = EncryptedTextField(blank=True)
+    sender_email = models.EmailField("Sender email", blank=True)
+    use_user_email_as_sender = models.BooleanField("Use user's email as sender", default=False)
+    client_id = models.CharField("Client ID", max_length=36, blank=True)
+    tenant_id = models.CharField("Tenant ID", max_length=253, blank=True)
+    client_secret = EncryptedTextField(blank=True)
+
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "outgoing email settings"
+        verbose_name_plural = "outgoing email settings"
+
+    def __str__(self) -> str:
+        return "Outgoing email settings"
+
+    def save(self, *args, **kwargs) -> None:
+        self.pk = self.SINGLETON_PK
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def load(cls) -> OutgoingEmailSettings:
+        obj, _ = cls.objects.get_or_create(pk=cls.SINGLETON_PK)
+        return obj
+
+    @property
+    def is_microsoft365(self) -> bool:
+        return self.protocol == Protocol.MICROSOFT365
+
+    def unreadable_secrets(self) -> list[str]:
+        """Names of secret fields whose stored value no configured key decrypts."""
+        return [
+            name for name in ("password", "client_secret") if isinstance(getattr(self, name), UnreadableSecret)
+        ]
+
+    def to_connection_settings(self) -> ConnectionSettings:
+        return ConnectionSettings(
+            protocol=self.protocol,
+            server=self.server,
+            port=self.port,
+            connection_security=self.connection_security,
+            use_secure_auth=self.use_secure_auth,
+            username=self.username,
+            password=self.password or "",
+            sender_email=self.sender_email,
+            use_user_email_as_sender=self.use_user_email_as_sender,
+            client_id=self.client_id,
+            tenant_id=self.tenant_id,
+            client_secret=self.client_secret or "",
+            cloud=self.cloud,
+        )
+
+
+class ConnectionTestRun(models.Model):
+    """One run of the connection test: who, when, and each step's outcome. Never a secret."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    trigger = models.CharField(max_length=16, default="page")
+    outcome = models.CharField(max_length=16)
+    duration_ms = models.PositiveIntegerField(default=0)
+    protocol = models.CharField(max_length=32)
+    server = models.CharField(max_length=253)
+    steps = models.JSONField(default=list)
+    token_claims = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Connection test {self.pk}: {self.outcome}"
+
+    @property
+    def failed_step(self) -> dict | None:
+        return next((step for step in self.steps if step["status"] == "failed"), None)

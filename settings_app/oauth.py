@@ -1,0 +1,185 @@
+"""Access tokens from Microsoft Entra ID with the OAuth 2.0 client-credentials flow.
+
+The only module that imports msal. Plain values in and out; every failure is a
+TokenError with a stable code (``AADSTS7000215``, ``timeout``, ``tls-untrusted``...).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import ssl
+from dataclasses import dataclass, field
+
+import msal
+import requests
+from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
+from msal.exceptions import MsalServiceError
+from requests.adapters import HTTPAdapter
+
+from settings_app.deadline import Deadline, DeadlineExceeded
+
+
+class TokenError(Exception):
+    """The identity service gave no token. ``reply`` is its answer, free of secrets."""
+
+    step = "token"
+
+    def __init__(self, code: str, message: str, reply: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.reply = reply
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    value: str = field(repr=False)
+    expires_in: int
+    source: str
+
+
+class _TrustAdapter(HTTPAdapter):
+    def __init__(self, ssl_context: ssl.SSLContext) -> None:
+        self._ssl_context = ssl_context
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["ssl_context"] = self._ssl_context
+        return super().init_poolmanager(*args, **kwargs)
+
+
+class _DeadlineSession(requests.Session):
+    """A session whose every request times out at the caller's deadline.
+
+    msal ignores its own ``timeout`` and ``verify`` once given an http_client, so
+    both are applied here.
+    """
+
+    def __init__(self, deadline: Deadline, ssl_context: ssl.SSLContext) -> None:
+        super().__init__()
+        self._deadline = deadline
+        self.mount("https://", _TrustAdapter(ssl_context))
+
+    def request(self, method, url, **kwargs):
+        kwargs["timeout"] = self._deadline.remaining()
+        return super().request(method, url, **kwargs)
+
+
+def acquire_token(
+    *,
+    client_id: str,
+    tenant_id: str,
+    client_secret: str,
+    authority_host: str,
+    scope: str,
+    deadline: Deadline,
+    ssl_context: ssl.SSLContext,
+    token_cache: msal.TokenCache | None = None,
+) -> AccessToken:
+    """A token for ``scope``; raises TokenError.
+
+    Without ``token_cache`` a fresh cache is used, so the identity service is always
+    asked: that proves the secret works. Pass a shared cache to reuse tokens.
+    """
+    authority = f"{authority_host.rstrip('/')}/{tenant_id}"
+    host = authority_host.split("://", 1)[-1].split("/", 1)[0].lower()
+    session = _DeadlineSession(deadline, ssl_context)
+    try:
+        try:
+            app = msal.ConfidentialClientApplication(
+                client_id,
+                client_credential=client_secret,
+                authority=authority,
+                http_client=session,
+                token_cache=token_cache if token_cache is not None else msal.TokenCache(),
+                # Hosts msal does not know (a local fake, a proxy) have no instance metadata.
+                instance_discovery=host in WELL_KNOWN_AUTHORITY_HOSTS,
+            )
+        except ValueError as exc:
+            raise _discovery_error(exc, tenant_id) from None
+        result = app.acquire_token_for_client(scopes=[scope])
+    except TokenError:
+        raise
+    except DeadlineExceeded as exc:
+        raise TokenError("timeout", f"No answer from the identity service: {exc}.") from None
+    except requests.exceptions.RequestException as exc:
+        raise _transport_error(exc, host) from None
+    except MsalServiceError as exc:
+        status = re.search(r"\d{3}", str(exc))
+        code = f"http-{status.group()}" if status else "identity-error"
+        raise TokenError(code, f"The identity service answered with an error ({exc}).", str(exc)) from None
+    except ValueError:
+        raise TokenError(
+            "invalid-response", "The identity service's answer was not the JSON a token endpoint sends."
+        ) from None
+    finally:
+        session.close()
+    if "access_token" not in result:
+        raise _token_error(result)
+    return AccessToken(result["access_token"], int(result.get("expires_in", 0)), result.get("token_source", ""))
+
+
+def _token_error(result: dict) -> TokenError:
+    codes = result.get("error_codes") or []
+    code = f"AADSTS{codes[0]}" if codes else result.get("error", "identity-error")
+    description = (result.get("error_description") or "").split("\r\n")[0].split("\n")[0]
+    reply = f"{result.get('error', '')}: {description}".strip(": ")
+    return TokenError(code, description or result.get("error", "The identity service refused the request."), reply)
+
+
+def _discovery_error(exc: ValueError, tenant_id: str) -> TokenError:
+    """msal wraps a failed tenant discovery in ValueError; the Entra reply is in its context."""
+    context = exc.__context__
+    text = str(context) if context is not None else ""
+    match = re.search(r"HTTP status: (\d+), Error: (.*)", text, re.S)
+    if match:
+        try:
+            body = json.loads(match.group(2))
+        except ValueError:
+            body = {}
+        if body.get("error_codes"):
+            return _token_error(body)
+        return TokenError(
+            f"http-{match.group(1)}",
+            f"The identity service refused to describe tenant '{tenant_id}'.",
+            match.group(2)[:500],
+        )
+    if isinstance(context, ValueError):
+        return TokenError(
+            "invalid-response", "The identity service's tenant configuration was not valid JSON."
+        )
+    return TokenError("invalid-authority", str(exc).split(". ")[0] + ".")
+
+
+def _transport_error(exc: requests.exceptions.RequestException, host: str) -> TokenError:
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        if "match" in text.lower() and "hostname" in text.lower():
+            return TokenError("tls-hostname", f"The certificate of {host} is not valid for that name.", text[:300])
+        return TokenError(
+            "tls-untrusted", f"The certificate of {host} is not trusted by this server.", text[:300]
+        )
+    if isinstance(exc, requests.exceptions.Timeout):
+        return TokenError("timeout", f"{host} did not answer in time.")
+    if "NameResolution" in text or "Name or service not known" in text or "getaddrinfo" in text:
+        return TokenError("dns", f"The name {host} cannot be resolved.")
+    if "refused" in text.lower():
+        return TokenError("refused", f"{host} refused the connection.")
+    return TokenError("unreachable", f"Cannot reach {host}.", text[:300])
+
+
+def token_claims(token: str) -> dict:
+    """The claims of a JWT access token, read without verifying its signature.
+
+    Only for display and diagnosis: never trust them for a decision about access.
+    """
+    try:
+        payload = token.split(".")[1]
+        padded = payload + "=" * (-len(payload) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(padded))
+    except (IndexError, ValueError, binascii.Error):
+        return {}
+    return claims if isinstance(claims, dict) else {}

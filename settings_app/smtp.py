@@ -1,0 +1,273 @@
+"""SMTP submission: the only module that imports smtplib.
+
+Each function is one protocol step on an ``smtplib.SMTP`` connection, bounded by
+the caller's Deadline, and raises SmtpError with a stable code: ``<reply>-<enhanced
+status>`` for server replies (``535-5.7.3``) or ``dns``, ``refused``, ``timeout``,
+``disconnected``, ``tls-untrusted``, ``tls-hostname``, ``starttls-unsupported``,
+``xoauth2-unsupported``, ``auth-unsupported``.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import socket
+import ssl
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+
+from settings_app.deadline import Deadline, DeadlineExceeded
+
+_HOSTNAME_MISMATCH = 62  # X509_V_ERR_HOSTNAME_MISMATCH
+_ENHANCED_STATUS = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
+Address = tuple  # one getaddrinfo() entry
+
+
+class SmtpError(Exception):
+    """An SMTP step failed. ``reply`` is the server's answer (never holds a secret)."""
+
+    def __init__(self, code: str, message: str, reply: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.reply = reply
+
+
+def reply_text(code: int, message: bytes | str) -> str:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    return f"{code} {text}".strip()
+
+
+def reply_code(code: int, message: bytes | str) -> str:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    enhanced = _ENHANCED_STATUS.match(text.strip())
+    return f"{code}-{enhanced.group(1)}" if enhanced else str(code)
+
+
+def _classify(exc: BaseException, host: str) -> SmtpError:
+    if isinstance(exc, SmtpError):
+        return exc
+    if isinstance(exc, DeadlineExceeded):
+        return SmtpError("timeout", f"Stopped: {exc}.")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        if exc.verify_code == _HOSTNAME_MISMATCH:
+            return SmtpError("tls-hostname", f"The certificate presented is not valid for {host}.", exc.verify_message)
+        return SmtpError(
+            "tls-untrusted", f"The certificate of {host} is not trusted by this server.", exc.verify_message
+        )
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        code, message = next(iter(exc.recipients.values()))
+        return SmtpError(reply_code(code, message), "The server refused the recipient.", reply_text(code, message))
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return SmtpError(
+            reply_code(exc.smtp_code, exc.smtp_error),
+            "The server refused the command.",
+            reply_text(exc.smtp_code, exc.smtp_error),
+        )
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        if "timed out" in str(exc):
+            return SmtpError("timeout", f"{host} stopped answering.")
+        return SmtpError("disconnected", f"{host} closed the connection.", str(exc))
+    if isinstance(exc, socket.gaierror):
+        return SmtpError("dns", f"The name {host} cannot be resolved.", str(exc))
+    if isinstance(exc, TimeoutError):
+        return SmtpError("timeout", f"{host} did not answer in time.")
+    if isinstance(exc, ConnectionRefusedError):
+        return SmtpError("refused", f"{host} refused the connection (nothing listens on that port).")
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, EOFError, ssl.SSLEOFError)):
+        return SmtpError("disconnected", f"{host} closed the connection.", str(exc))
+    if isinstance(exc, ssl.SSLError):
+        return SmtpError("tls-failed", f"The TLS handshake with {host} failed.", str(exc))
+    if isinstance(exc, OSError):
+        return SmtpError("unreachable", f"Cannot reach {host}.", str(exc))
+    raise exc
+
+
+@contextmanager
+def _protocol_errors(host: str) -> Iterator[None]:
+    try:
+        yield
+    except (OSError, EOFError, smtplib.SMTPException, DeadlineExceeded) as exc:
+        raise _classify(exc, host) from None
+
+
+def resolve(host: str, port: int, deadline: Deadline) -> list[Address]:
+    """The host's TCP addresses. getaddrinfo has no timeout, so it runs in a worker."""
+    executor = ThreadPoolExecutor(max_workers=1)
+    future = executor.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    try:
+        with _protocol_errors(host):
+            return future.result(timeout=deadline.remaining())
+    except FutureTimeout:
+        raise SmtpError("dns", f"The name {host} could not be resolved in time.") from None
+    finally:
+        executor.shutdown(wait=False)
+
+
+def _connect_any(addresses: Sequence[Address], timeout: float) -> socket.socket:
+    last_error: OSError | None = None
+    for family, socktype, proto, _, sockaddr in addresses:
+        sock = socket.socket(family, socktype, proto)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last_error = exc
+    raise last_error or OSError("no address to connect to")
+
+
+class _ResolvedSMTP(smtplib.SMTP):
+    """SMTP to addresses resolved beforehand, verifying TLS against ``server_name``."""
+
+    def __init__(self, server_name: str, addresses: Sequence[Address], timeout: float) -> None:
+        self._addresses = addresses
+        super().__init__(local_hostname=socket.gethostname() or "localhost", timeout=timeout)
+        self._host = server_name
+
+    def _get_socket(self, host, port, timeout):
+        return _connect_any(self._addresses, timeout)
+
+
+class _ResolvedSMTP_SSL(smtplib.SMTP_SSL):
+    def __init__(
+        self, server_name: str, addresses: Sequence[Address], timeout: float, context: ssl.SSLContext
+    ) -> None:
+        self._addresses = addresses
+        super().__init__(local_hostname=socket.gethostname() or "localhost", timeout=timeout, context=context)
+        self._host = server_name
+
+    def _get_socket(self, host, port, timeout):
+        return self.context.wrap_socket(_connect_any(self._addresses, timeout), server_hostname=self._host)
+
+
+def open_connection(
+    host: str,
+    port: int,
+    addresses: Sequence[Address],
+    *,
+    implicit_tls: bool,
+    ssl_context: ssl.SSLContext,
+    deadline: Deadline,
+) -> tuple[smtplib.SMTP, str]:
+    """A connection that has read the server's 220 banner, and the banner."""
+    with _protocol_errors(host):
+        timeout = deadline.remaining()
+        if implicit_tls:
+            connection = _ResolvedSMTP_SSL(host, addresses, timeout, ssl_context)
+        else:
+            connection = _ResolvedSMTP(host, addresses, timeout)
+        code, message = connection.connect(host, port)
+        if code != 220:
+            connection.close()
+            raise smtplib.SMTPConnectError(code, message)
+    return connection, reply_text(code, message)
+
+
+def _arm(connection: smtplib.SMTP, deadline: Deadline) -> None:
+    if connection.sock is None:
+        raise smtplib.SMTPServerDisconnected("not connected")
+    connection.sock.settimeout(deadline.remaining())
+
+
+def ehlo(connection: smtplib.SMTP, host: str, deadline: Deadline) -> str:
+    with _protocol_errors(host):
+        _arm(connection, deadline)
+        code, message = connection.ehlo()
+        if code != 250:
+            raise smtplib.SMTPHeloError(code, message)
+    return reply_text(code, message)
+
+
+def starttls(connection: smtplib.SMTP, host: str, ssl_context: ssl.SSLContext, deadline: Deadline) -> str:
+    """Upgrade to TLS, verifying the certificate against ``host``. EHLO must follow."""
+    if not connection.has_extn("starttls"):
+        raise SmtpError("starttls-unsupported", f"{host} does not offer STARTTLS after EHLO.")
+    with _protocol_errors(host):
+        _arm(connection, deadline)
+        code, message = connection.starttls(context=ssl_context)
+    return reply_text(code, message)
+
+
+def offered_auth_mechanisms(connection: smtplib.SMTP) -> list[str]:
+    return connection.esmtp_features.get("auth", "").upper().split()
+
+
+def authenticate_xoauth2(connection: smtplib.SMTP, host: str, username: str, token: str, deadline: Deadline) -> str:
+    """AUTH XOAUTH2 with the token as initial response; returns the 235 reply."""
+    if "XOAUTH2" not in offered_auth_mechanisms(connection):
+        offered = " ".join(offered_auth_mechanisms(connection)) or "none"
+        raise SmtpError(
+            "xoauth2-unsupported", f"{host} does not offer AUTH XOAUTH2 (offered: {offered}).", ""
+        )
+    sasl = f"user={username}\x01auth=Bearer {token}\x01\x01"
+    with _protocol_errors(host):
+        _arm(connection, deadline)
+        # smtplib returns normally on 503 ("Send hello first"), which is still a failure.
+        code, message = connection.auth("XOAUTH2", lambda challenge=None: sasl, initial_response_ok=True)
+        if code != 235:
+            raise smtplib.SMTPAuthenticationError(code, message)
+    return reply_text(code, message)
+
+
+def authenticate_password(
+    connection: smtplib.SMTP, host: str, username: str, password: str, deadline: Deadline
+) -> str:
+    """AUTH with the best mechanism the server offers (CRAM-MD5, PLAIN, LOGIN)."""
+    if not offered_auth_mechanisms(connection):
+        raise SmtpError("auth-unsupported", f"{host} offers no AUTH mechanism on this connection.")
+    with _protocol_errors(host):
+        _arm(connection, deadline)
+        try:
+            code, message = connection.login(username, password)
+        except smtplib.SMTPException as exc:
+            if isinstance(exc, smtplib.SMTPResponseException):
+                raise
+            raise SmtpError("auth-unsupported", f"{host} offers no AUTH mechanism this panel supports.") from None
+    return reply_text(code, message)
+
+
+def send_message(
+    connection: smtplib.SMTP,
+    host: str,
+    from_addr: str,
+    to_addrs: Sequence[str],
+    message: bytes,
+    deadline: Deadline,
+) -> str:
+    """MAIL, RCPT and DATA; returns the server's reply to the end of data.
+
+    Exchange refuses a sender it may not send as only after DATA, so a test that
+    stops earlier would miss it.
+    """
+    with _protocol_errors(host):
+        _arm(connection, deadline)
+        code, reply = connection.mail(from_addr)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, from_addr)
+        for recipient in to_addrs:
+            code, reply = connection.rcpt(recipient)
+            if code not in (250, 251):
+                raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+        code, reply = connection.data(message)
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
+    return reply_text(code, reply)
+
+
+def quit_session(connection: smtplib.SMTP, host: str, deadline: Deadline) -> str:
+    try:
+        with _protocol_errors(host):
+            _arm(connection, deadline)
+            code, message = connection.quit()
+        return reply_text(code, message)
+    finally:
+        connection.close()
+
+
+def close(connection: smtplib.SMTP) -> None:
+    """Drop the connection without a word (after a failure)."""
+    connection.close()

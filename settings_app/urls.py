@@ -1,0 +1,7 @@
+from django.urls import path
+
+from settings_app import views
+
+urlpatterns = [
+    path("outgoing-email/", views.OutgoingEmailView.as_view(), name="outgoing_email"),
+]
