@@ -231,6 +231,7 @@ def run_connection_test(
             scope=cloud.scope,
             deadline=deadline,
             ssl_context=ssl_context,
+            ca_bundle=django_settings.MAILADMIN_CA_BUNDLE,
         )
         state["token"] = token.value
         run.add_secret(token.value)

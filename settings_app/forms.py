@@ -8,7 +8,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import DomainNameValidator, validate_ipv46_address
 
-from settings_app.clouds import CLOUDS, MICROSOFT365_PORT
+from settings_app.clouds import CLOUDS, DEFAULT_CLOUD, MICROSOFT365_PORT
 from settings_app.fields import UnreadableSecret
 from settings_app.models import ConnectionSecurity, OutgoingEmailSettings, Protocol
 
@@ -123,6 +123,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         for name in ("server", "username", "tenant_id"):
             self.fields[name].validators.append(validate_no_control_characters)
         self.fields["server"].validators.append(validate_server)
+        self.fields["cloud"].required = False
         self.fields["client_id"].validators.append(validate_guid)
         self.fields["tenant_id"].validators.append(validate_tenant)
         self.fields["password"].help_text = self._secret_status("password", "Password for plain SMTP.")
@@ -175,6 +176,8 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        if not data.get("cloud") and "cloud" not in self.errors:
+            data["cloud"] = DEFAULT_CLOUD
         protocol = data.get("protocol")
         if protocol == Protocol.MICROSOFT365:
             self._clean_microsoft365(data)
@@ -188,7 +191,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         return data
 
     def _clean_microsoft365(self, data: dict) -> None:
-        cloud = CLOUDS.get(data.get("cloud") or "global", CLOUDS["global"])
+        cloud = CLOUDS[data["cloud"]] if data.get("cloud") in CLOUDS else CLOUDS[DEFAULT_CLOUD]
         if not data.get("server") and "server" not in self.errors:
             data["server"] = cloud.smtp_host
         if not data.get("port") and "port" not in self.errors:

@@ -55,16 +55,19 @@ class _DeadlineSession(requests.Session):
     """A session whose every request times out at the caller's deadline.
 
     msal ignores its own ``timeout`` and ``verify`` once given an http_client, so
-    both are applied here.
+    both are applied here, per request: requests lets REQUESTS_CA_BUNDLE override a
+    session-wide ``verify``, which would drop MAILADMIN_CA_BUNDLE.
     """
 
-    def __init__(self, deadline: Deadline, ssl_context: ssl.SSLContext) -> None:
+    def __init__(self, deadline: Deadline, ssl_context: ssl.SSLContext, ca_bundle: str) -> None:
         super().__init__()
         self._deadline = deadline
+        self._verify: str | bool = ca_bundle or True
         self.mount("https://", _TrustAdapter(ssl_context))
 
     def request(self, method, url, **kwargs):
         kwargs["timeout"] = self._deadline.remaining()
+        kwargs["verify"] = self._verify
         return super().request(method, url, **kwargs)
 
 
@@ -77,16 +80,18 @@ def acquire_token(
     scope: str,
     deadline: Deadline,
     ssl_context: ssl.SSLContext,
+    ca_bundle: str = "",
     token_cache: msal.TokenCache | None = None,
 ) -> AccessToken:
     """A token for ``scope``; raises TokenError.
 
-    Without ``token_cache`` a fresh cache is used, so the identity service is always
+    ``ssl_context`` comes from tls.trust_context(ca_bundle); ``ca_bundle`` is
+    MAILADMIN_CA_BUNDLE or empty. Without ``token_cache`` a fresh cache is used, so the identity service is always
     asked: that proves the secret works. Pass a shared cache to reuse tokens.
     """
     authority = f"{authority_host.rstrip('/')}/{tenant_id}"
     host = authority_host.split("://", 1)[-1].split("/", 1)[0].lower()
-    session = _DeadlineSession(deadline, ssl_context)
+    session = _DeadlineSession(deadline, ssl_context, ca_bundle)
     try:
         try:
             app = msal.ConfidentialClientApplication(

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import pytest
+
+from settings_app.models import OutgoingEmailSettings
+
+pytest_plugins = ["tests.fakes.fixtures"]
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def on_fakes(settings, fake_env):
+    """Django settings pointing the product at the loopback fakes (settings are read at import)."""
+    settings.MAILADMIN_CA_BUNDLE = fake_env["MAILADMIN_CA_BUNDLE"]
+    settings.MAILADMIN_AUTHORITY_HOST = fake_env["MAILADMIN_AUTHORITY_HOST"]
+    return settings
+
+
+@pytest.fixture
+def m365_settings(db, on_fakes, m365_tenant) -> OutgoingEmailSettings:
+    """Saved Microsoft 365 settings for the fake tenant; every step passes against the fakes."""
+    record = OutgoingEmailSettings.load()
+    record.protocol = "smtp_microsoft365"
+    record.cloud = "global"
+    record.server = m365_tenant.smtp_host
+    record.port = m365_tenant.smtp_port
+    record.connection_security = "starttls"
+    record.use_secure_auth = True
+    record.username = m365_tenant.mailbox
+    record.sender_email = m365_tenant.mailbox
+    record.client_id = m365_tenant.client_id
+    record.tenant_id = m365_tenant.tenant_id
+    record.client_secret = str(m365_tenant.client_secret)
+    record.save()
+    return record
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,89 @@
+"""An administrator in Debian's chromium fills the form and presses Save and test."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture
+def logged_in(page, live_server, django_user_model):
+    django_user_model.objects.create_superuser("admin", "admin@contoso.com", PASSWORD)
+    page.goto(f"{live_server.url}/")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/settings/outgoing-email/")
+    return page
+
+
+def fill_microsoft365(page, tenant, *, secret: str) -> None:
+    page.select_option("select[name=protocol]", "smtp_microsoft365")
+    page.fill("input[name=server]", tenant.smtp_host)
+    page.fill("input[name=port]", str(tenant.smtp_port))
+    page.select_option("select[name=connection_security]", "starttls")
+    page.fill("input[name=username]", tenant.mailbox)
+    page.fill("input[name=sender_email]", tenant.mailbox)
+    page.fill("input[name=client_id]", tenant.client_id)
+    page.fill("input[name=tenant_id]", tenant.tenant_id)
+    page.fill("input[name=client_secret]", secret)
+    page.fill("input[name=test_recipient]", "someone@example.com")
+
+
+def step_statuses(page) -> list[tuple[str, str]]:
+    return [
+        (item.get_attribute("data-step"), item.get_attribute("data-status"))
+        for item in page.locator("#connection-test-result [data-step]").all()
+    ]
+
+
+def test_save_and_test_shows_the_passing_steps(logged_in, on_fakes, m365_tenant, fake_smtp, screenshot):
+    page = logged_in
+    fill_microsoft365(page, m365_tenant, secret=str(m365_tenant.client_secret))
+    page.click("button[value=save_and_test]")
+    result = page.locator("#connection-test-result")
+    result.wait_for()
+    assert result.get_attribute("data-outcome") == "success"
+    assert step_statuses(page) == [
+        ("dns", "ok"), ("connect", "ok"), ("ehlo", "ok"), ("starttls", "ok"), ("ehlo_tls", "ok"),
+        ("token", "ok"), ("auth", "ok"), ("send", "ok"), ("quit", "ok"),
+    ]
+    assert len(fake_smtp.messages) == 1
+    assert str(m365_tenant.client_secret) not in page.content()
+    screenshot(page, "screenshot-success.png")
+
+
+def test_a_wrong_secret_shows_the_finding_and_its_technical_details(
+    logged_in, on_fakes, m365_tenant, screenshot
+):
+    page = logged_in
+    fill_microsoft365(page, m365_tenant, secret="the-secret-id-by-mistake")
+    page.click("button[value=save_and_test]")
+    failed = page.locator('[data-step="token"][data-status="failed"]')
+    failed.wait_for()
+    assert failed.get_attribute("data-code") == "AADSTS7000215"
+    assert "The client secret is wrong" in failed.inner_text()
+    details = failed.locator("details[data-technical-details]")
+    assert not details.locator("dd").first.is_visible()
+    details.locator("summary").click()
+    assert details.locator("code").first.inner_text() == "AADSTS7000215"
+    assert "invalid_client" in details.inner_text()
+    # What was typed survives the failure: the form shows the saved values.
+    assert page.input_value("input[name=client_id]") == m365_tenant.client_id
+    assert page.input_value("input[name=client_secret]") == ""
+    screenshot(page, "screenshot-failure.png")
+
+
+def test_fields_of_the_other_protocol_are_hidden(logged_in):
+    page = logged_in
+    page.select_option("select[name=protocol]", "smtp")
+    assert not page.is_visible("input[name=client_id]")
+    assert page.is_visible("input[name=password]")
+    page.fill("input[name=server]", "")
+    page.select_option("select[name=protocol]", "smtp_microsoft365")
+    assert page.is_visible("input[name=client_id]")
+    assert not page.is_visible("input[name=password]")
+    assert page.input_value("input[name=server]") == "smtp.office365.com"

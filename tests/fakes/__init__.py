@@ -1,0 +1,1 @@
+"""Loopback fakes of Microsoft Entra ID and Exchange Online SMTP for tests."""

@@ -1,0 +1,142 @@
+"""Pytest plugin: ``pytest_plugins = ["tests.fakes.fixtures"]``.
+
+Session fixtures start one ``FakeIdentity`` and one ``FakeExchange`` (linked);
+the function fixtures hand them out after ``reset(everything=True)`` so no
+test sees another test's tenants, grants or faults.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import tls
+from tests.fakes.identity import EXCHANGE_RESOURCE, FakeIdentity, Redacted, RegisteredApp
+from tests.fakes.smtp import FakeExchange, SilentServer
+
+ENV_CA_BUNDLE = "MAILADMIN_CA_BUNDLE"
+ENV_AUTHORITY_HOST = "MAILADMIN_AUTHORITY_HOST"
+REQUESTS_CA_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+@dataclass(frozen=True)
+class M365Tenant:
+    """A ready-to-send tenant: app registered in Entra, mailbox set up in Exchange.
+
+    ``client_secret`` is a ``Redacted`` str: usable as a str, hidden in reprs.
+    """
+
+    tenant_id: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    mailbox: str
+    object_id: str
+    authority_host: str
+    smtp_host: str
+    smtp_port: int
+    app: RegisteredApp = field(repr=False, compare=False)
+    scope: str = f"{EXCHANGE_RESOURCE}/.default"
+
+    @property
+    def authority(self) -> str:
+        return f"{self.authority_host}/{self.tenant_id}"
+
+
+def make_client_secret() -> Redacted:
+    """A random secret shaped like an Entra client secret value (40 chars, ``~``)."""
+    return Redacted(secrets.token_urlsafe(8)[:3] + "8Q~" + secrets.token_urlsafe(32)[:34])
+
+
+@pytest.fixture(scope="session")
+def ca_bundle_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """PEM of the trusted test CA, written once per session."""
+    return tls.write_ca_bundle(tmp_path_factory.mktemp("fake-ca") / "ca.pem")
+
+
+@pytest.fixture(scope="session")
+def fake_identity_server() -> Iterator[FakeIdentity]:
+    """The session's FakeIdentity (prefer ``fake_identity``)."""
+    with FakeIdentity() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fake_smtp_server(fake_identity_server: FakeIdentity) -> Iterator[FakeExchange]:
+    """The session's FakeExchange, validating tokens with the session FakeIdentity."""
+    with FakeExchange(identity=fake_identity_server) as server:
+        yield server
+
+
+@pytest.fixture
+def fake_identity(fake_identity_server: FakeIdentity) -> Iterator[FakeIdentity]:
+    """FakeIdentity with no tenants, faults or records."""
+    fake_identity_server.reset(everything=True)
+    yield fake_identity_server
+    fake_identity_server.reset(everything=True)
+
+
+@pytest.fixture
+def fake_smtp(fake_smtp_server: FakeExchange) -> Iterator[FakeExchange]:
+    """FakeExchange with no setup, faults or records."""
+    fake_smtp_server.reset(everything=True)
+    yield fake_smtp_server
+    fake_smtp_server.reset(everything=True)
+
+
+@pytest.fixture
+def silent_server() -> Iterator[SilentServer]:
+    """A listener that accepts and never sends a banner."""
+    with SilentServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_env(monkeypatch: pytest.MonkeyPatch, ca_bundle_path: Path, fake_identity: FakeIdentity) -> dict[str, str]:
+    """Point the product at the fakes: CA bundle and authority host env vars.
+
+    REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE are left as the machine has them (add
+    ``no_requests_ca_env`` to drop them): with either set, requests ignores a
+    Session-level ``verify`` such as msal's ``verify=`` argument.
+    """
+    values = {
+        ENV_CA_BUNDLE: str(ca_bundle_path),
+        ENV_AUTHORITY_HOST: fake_identity.authority_host,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+@pytest.fixture
+def no_requests_ca_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE, which override a requests Session's ``verify``."""
+    for name in REQUESTS_CA_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def m365_tenant(fake_identity: FakeIdentity, fake_smtp: FakeExchange) -> M365Tenant:
+    """Tenant + app (SMTP.SendAsApp) + mailbox ``svc@contoso.com`` with FullAccess."""
+    tenant_id = str(uuid.uuid4())
+    client_id = str(uuid.uuid4())
+    secret = make_client_secret()
+    mailbox = "svc@contoso.com"
+    fake_identity.add_tenant(tenant_id, ("contoso.onmicrosoft.com", "contoso.com"))
+    app = fake_identity.register_app(tenant_id, client_id, secret)
+    fake_smtp.setup_mailbox(app, mailbox)
+    return M365Tenant(
+        tenant_id=tenant_id,
+        client_id=client_id,
+        client_secret=secret,
+        mailbox=mailbox,
+        object_id=app.object_id,
+        authority_host=fake_identity.authority_host,
+        smtp_host=fake_smtp.hostname,
+        smtp_port=fake_smtp.port,
+        app=app,
+    )

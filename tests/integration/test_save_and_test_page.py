@@ -1,0 +1,108 @@
+"""Save and test through the page, as the browser posts it, against the loopback fakes."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from django.core.management import call_command
+
+from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
+
+pytestmark = pytest.mark.django_db
+URL = "/settings/outgoing-email/"
+
+
+def form_data(tenant, **overrides) -> dict:
+    data = {
+        "protocol": "smtp_microsoft365",
+        "cloud": "global",
+        "server": tenant.smtp_host,
+        "port": str(tenant.smtp_port),
+        "connection_security": "starttls",
+        "username": tenant.mailbox,
+        "sender_email": tenant.mailbox,
+        "client_id": tenant.client_id,
+        "tenant_id": tenant.tenant_id,
+        "client_secret": str(tenant.client_secret),
+        "test_recipient": "someone@example.com",
+        "action": "save_and_test",
+    }
+    data.update(overrides)
+    return data
+
+
+def steps_on_page(html: str) -> list[tuple[str, str, str]]:
+    return re.findall(r'data-step="(\w+)" data-status="(\w+)"(?: data-code="([^"]+)")?', html)
+
+
+def test_save_and_test_shows_every_step_passing(admin_client, on_fakes, m365_tenant, fake_smtp):
+    response = admin_client.post(URL, form_data(m365_tenant), follow=True)
+    html = response.content.decode()
+    assert 'id="connection-test-result" data-outcome="success"' in html
+    assert [(name, status) for name, status, _ in steps_on_page(html)] == [
+        ("dns", "ok"), ("connect", "ok"), ("ehlo", "ok"), ("starttls", "ok"), ("ehlo_tls", "ok"),
+        ("token", "ok"), ("auth", "ok"), ("send", "ok"), ("quit", "ok"),
+    ]
+    assert len(fake_smtp.messages) == 1
+    assert str(m365_tenant.client_secret) not in html
+    assert "eyJ" not in html
+
+
+def test_a_failed_test_keeps_what_was_saved(admin_client, on_fakes, m365_tenant):
+    response = admin_client.post(URL, form_data(m365_tenant, client_secret="wrong-secret-value"), follow=True)
+    html = response.content.decode()
+    assert 'data-outcome="failure"' in html
+    assert ("token", "failed", "AADSTS7000215") in steps_on_page(html)
+    assert "Technical details" in html
+    assert "wrong-secret-value" not in html
+    saved = OutgoingEmailSettings.load()
+    assert saved.client_secret == "wrong-secret-value"
+    assert saved.client_id == m365_tenant.client_id
+
+
+def test_a_rejected_token_fails_at_auth_on_the_page(admin_client, on_fakes, m365_tenant, fake_smtp):
+    fake_smtp.reply_to_auth("535 5.7.3 Authentication unsuccessful [BN9PR03CA0042.namprd03.prod.outlook.com]")
+    html = admin_client.post(URL, form_data(m365_tenant), follow=True).content.decode()
+    assert ("auth", "failed", "535-5.7.3") in steps_on_page(html)
+    assert "New-ServicePrincipal -AppId" in html
+
+
+def test_each_run_is_recorded_without_secrets(admin_client, on_fakes, m365_tenant, admin_user):
+    admin_client.post(URL, form_data(m365_tenant))
+    run = ConnectionTestRun.objects.get()
+    assert (run.user, run.outcome, run.trigger) == (admin_user, "success", "page")
+    assert str(m365_tenant.client_secret) not in json.dumps(run.steps)
+    html = admin_client.get(URL).content.decode()
+    assert f'data-run="{run.pk}"' in html
+
+
+def test_the_command_prints_steps_and_exits_0_on_success(m365_settings, capsys):
+    call_command("test_outgoing_email")
+    out = capsys.readouterr().out
+    assert "Connection test passed." in out
+    assert re.search(r"ok\s+auth", out)
+
+
+def test_the_command_exits_1_and_prints_json_on_failure(m365_settings, m365_tenant, fake_smtp, capsys):
+    fake_smtp.disable_smtp_auth(m365_tenant.mailbox)
+    with pytest.raises(SystemExit) as exited:
+        call_command("test_outgoing_email", "--json", "--to", "someone@example.com")
+    assert exited.value.code == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["outcome"] == "failure"
+    failed = [step for step in data["steps"] if step["status"] == "failed"]
+    assert [(step["name"], step["code"]) for step in failed] == [("auth", "535-5.7.139")]
+    assert "Set-CASMailbox" in json.dumps(data)
+
+
+def test_an_unreadable_secret_asks_to_reenter_it(admin_client, m365_settings, settings):
+    from cryptography.fernet import Fernet
+
+    settings.MAILADMIN_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    response = admin_client.get(URL)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="secret-unreadable"' in html
+    assert "can no longer be decrypted" in html
