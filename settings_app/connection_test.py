@@ -22,7 +22,7 @@ from settings_app.deadline import Deadline
 from settings_app.diagnosis import Finding, diagnose
 from settings_app.tls import trust_context
 
-STEPS = ("dns", "connect", "ehlo", "starttls", "ehlo_tls", "token", "auth", "send", "quit")
+STEPS = ("dns", "connect", "ehlo", "starttls", "ehlo_tls", "token", "auth", "send", "send_as", "quit")
 STEP_LABELS = {
     "dns": "Resolve the server name",
     "connect": "Connect and read the greeting",
@@ -32,6 +32,7 @@ STEP_LABELS = {
     "token": "Get an OAuth 2.0 token from Microsoft Entra ID",
     "auth": "Authenticate",
     "send": "Send a test message",
+    "send_as": "Send as a user (Use user's email as sender)",
     "quit": "Say QUIT",
 }
 EXCHANGE_ROLE = "SMTP.SendAsApp"
@@ -154,13 +155,13 @@ class _Run:
         return text
 
 
-def _test_message(config: ConnectionSettings, recipient: str) -> bytes:
+def _test_message(config: ConnectionSettings, sender: str, recipient: str) -> bytes:
     message = EmailMessage()
-    message["From"] = config.sender_email
+    message["From"] = sender
     message["To"] = recipient
     message["Subject"] = "mailadmin test message"
     message["Date"] = format_datetime(timezone.now())
-    message["Message-ID"] = make_msgid(domain=config.sender_email.rpartition("@")[2] or None)
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     message.set_content(
         "This message was sent by the connection test of the outgoing email settings.\n"
         f"Server: {config.server}:{config.port}\n"
@@ -193,11 +194,18 @@ def run_connection_test(
     config: ConnectionSettings,
     *,
     test_recipient: str = "",
+    send_as: str = "",
     timeout: float | None = None,
     on_step: Callable[[StepResult], None] | None = None,
 ) -> ConnectionTestResult:
     """Run every step against the real servers within ``timeout`` seconds (default
-    MAILADMIN_TEST_TIMEOUT). Microsoft 365 always gets a fresh token from Entra ID."""
+    MAILADMIN_TEST_TIMEOUT). Microsoft 365 always gets a fresh token from Entra ID.
+
+    With ``test_recipient`` a message is sent from the sender address; with
+    ``use_user_email_as_sender`` on, a second one from ``send_as`` (the testing
+    administrator's address), so that a missing Send As right shows up here and not
+    in production. ``on_step`` is called with each step as it completes.
+    """
     started = time.monotonic()
     deadline = Deadline(timeout or django_settings.MAILADMIN_TEST_TIMEOUT)
     run = _Run(config, [config.password, config.client_secret], on_step)
@@ -247,14 +255,9 @@ def run_connection_test(
             return smtp.authenticate_xoauth2(state["connection"], host, config.username, state["token"], deadline)
         return smtp.authenticate_password(state["connection"], host, config.username, config.password, deadline)
 
-    def do_send() -> str:
-        return smtp.send_message(
-            state["connection"],
-            host,
-            config.sender_email,
-            [test_recipient],
-            _test_message(config, test_recipient),
-            deadline,
+    def send_from(sender: str) -> Callable[[], str]:
+        return lambda: smtp.send_message(
+            state["connection"], host, sender, [test_recipient], _test_message(config, sender, test_recipient), deadline
         )
 
     try:
@@ -279,9 +282,17 @@ def run_connection_test(
         else:
             run.skip("auth", "Secure authentication is off.")
         if test_recipient:
-            run.run("send", do_send)
+            run.run("send", send_from(config.sender_email))
         else:
             run.skip("send", "No test recipient was given.")
+        if not config.use_user_email_as_sender:
+            run.skip("send_as", "'Use user's email as sender' is off.")
+        elif not test_recipient:
+            run.skip("send_as", "No test recipient was given.")
+        elif not send_as:
+            run.skip("send_as", "Your account has no email address to send as.")
+        else:
+            run.run("send_as", send_from(send_as))
         if "connection" in state:
             if run.failed:
                 smtp.close(state["connection"])

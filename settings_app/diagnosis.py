@@ -47,7 +47,9 @@ def _ps(value: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Values:
+class SetupValues:
+    """The administrator's values, and the PowerShell commands of the setup guide filled with them."""
+
     mailbox: str
     client_id: str
     tenant: str
@@ -57,7 +59,7 @@ class _Values:
     microsoft365: bool
 
     @classmethod
-    def of(cls, config: ConnectionSettings) -> _Values:
+    def of(cls, config: ConnectionSettings) -> SetupValues:
         return cls(
             mailbox=config.username or "<mailbox>",
             client_id=config.client_id or "<Application (client) ID>",
@@ -69,11 +71,38 @@ class _Values:
         )
 
     @property
+    def _service_principal(self) -> str:
+        return f"$sp = Get-ServicePrincipal | Where-Object AppId -eq {_ps(self.client_id)}"
+
+    @property
     def find_service_principal(self) -> str:
-        return f"$sp = Get-ServicePrincipal | Where-Object AppId -eq {_ps(self.client_id)}\n$sp | Format-List"
+        return f"{self._service_principal}\n$sp | Format-List"
+
+    @property
+    def new_service_principal(self) -> str:
+        return f"New-ServicePrincipal -AppId {_ps(self.client_id)} -ObjectId {_ps(ENTERPRISE_OBJECT_ID)}"
+
+    @property
+    def add_mailbox_permission(self) -> str:
+        return (
+            f"{self._service_principal}\n"
+            f"Add-MailboxPermission -Identity {_ps(self.mailbox)} -User $sp.Identity -AccessRights FullAccess"
+        )
+
+    @property
+    def enable_mailbox_smtp_auth(self) -> str:
+        return f"Set-CASMailbox -Identity {_ps(self.mailbox)} -SmtpClientAuthenticationDisabled $false"
+
+    enable_tenant_smtp_auth = "Set-TransportConfig -SmtpClientAuthenticationDisabled $false"
+
+    def add_send_as(self, sender: str) -> str:
+        return (
+            f"{self._service_principal}\n"
+            f"Add-RecipientPermission -Identity {_ps(sender)} -Trustee $sp.Identity -AccessRights SendAs"
+        )
 
 
-_Builder = Callable[[str, _Values, str], Finding]
+_Builder = Callable[[str, SetupValues, str], Finding]
 _TOKEN: dict[str, _Builder] = {}
 _SMTP: dict[str, _Builder] = {}
 
@@ -91,7 +120,7 @@ def _entry(table: dict[str, _Builder], *codes: str):
 
 
 @_entry(_TOKEN, "AADSTS7000215")
-def _wrong_secret(code: str, v: _Values, reply: str) -> Finding:
+def _wrong_secret(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "The client secret is wrong",
@@ -113,7 +142,7 @@ def _wrong_secret(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_TOKEN, "AADSTS7000222")
-def _expired_secret(code: str, v: _Values, reply: str) -> Finding:
+def _expired_secret(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "The client secret has expired",
@@ -131,7 +160,7 @@ def _expired_secret(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_TOKEN, "AADSTS700016")
-def _app_not_found(code: str, v: _Values, reply: str) -> Finding:
+def _app_not_found(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "The application is not known in this tenant",
@@ -153,7 +182,7 @@ def _app_not_found(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_TOKEN, "AADSTS90002", "AADSTS900023")
-def _tenant_not_found(code: str, v: _Values, reply: str) -> Finding:
+def _tenant_not_found(code: str, v: SetupValues, reply: str) -> Finding:
     bad_format = code == "AADSTS900023"
     return Finding(
         code,
@@ -179,7 +208,7 @@ def _tenant_not_found(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_TOKEN, "AADSTS1002012", "AADSTS70011", "AADSTS500011")
-def _scope_or_resource(code: str, v: _Values, reply: str) -> Finding:
+def _scope_or_resource(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "Exchange Online is not available to this application",
@@ -200,7 +229,7 @@ def _scope_or_resource(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_TOKEN, "AADSTS7000218")
-def _no_secret(code: str, v: _Values, reply: str) -> Finding:
+def _no_secret(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "No client secret was sent",
@@ -211,7 +240,7 @@ def _no_secret(code: str, v: _Values, reply: str) -> Finding:
     )
 
 
-def _identity_unreachable(code: str, v: _Values, reply: str) -> Finding:
+def _identity_unreachable(code: str, v: SetupValues, reply: str) -> Finding:
     titles = {
         "dns": "The identity service's name cannot be resolved",
         "refused": "The identity service refused the connection",
@@ -240,7 +269,7 @@ for _code in ("dns", "refused", "unreachable", "timeout"):
 
 
 @_entry(_TOKEN, "tls-untrusted", "tls-hostname", "tls-failed")
-def _identity_tls(code: str, v: _Values, reply: str) -> Finding:
+def _identity_tls(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "The identity service's certificate is not trusted",
@@ -257,7 +286,7 @@ def _identity_tls(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_TOKEN, "invalid-response", "invalid-authority")
-def _identity_garbled(code: str, v: _Values, reply: str) -> Finding:
+def _identity_garbled(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "The identity service gave an answer that is not Entra ID's",
@@ -268,7 +297,7 @@ def _identity_garbled(code: str, v: _Values, reply: str) -> Finding:
     )
 
 
-def _identity_http_error(code: str, v: _Values, reply: str) -> Finding:
+def _identity_http_error(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "Microsoft Entra ID is having trouble",
@@ -279,7 +308,7 @@ def _identity_http_error(code: str, v: _Values, reply: str) -> Finding:
     )
 
 
-def _identity_other(code: str, v: _Values, reply: str) -> Finding:
+def _identity_other(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "Microsoft Entra ID refused to issue a token",
@@ -294,7 +323,7 @@ def _identity_other(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_SMTP, "dns")
-def _smtp_dns(code: str, v: _Values, reply: str) -> Finding:
+def _smtp_dns(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "The mail server's name cannot be resolved",
@@ -306,7 +335,7 @@ def _smtp_dns(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_SMTP, "refused", "unreachable")
-def _smtp_refused(code: str, v: _Values, reply: str) -> Finding:
+def _smtp_refused(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "The mail server refused the connection",
@@ -318,7 +347,7 @@ def _smtp_refused(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_SMTP, "timeout")
-def _smtp_timeout(code: str, v: _Values, reply: str) -> Finding:
+def _smtp_timeout(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "The mail server did not answer in time",
@@ -336,7 +365,7 @@ def _smtp_timeout(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_SMTP, "disconnected")
-def _smtp_disconnected(code: str, v: _Values, reply: str) -> Finding:
+def _smtp_disconnected(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "The mail server closed the connection",
@@ -351,7 +380,7 @@ def _smtp_disconnected(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_SMTP, "starttls-unsupported")
-def _no_starttls(code: str, v: _Values, reply: str) -> Finding:
+def _no_starttls(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "The mail server does not offer STARTTLS",
@@ -368,8 +397,24 @@ def _no_starttls(code: str, v: _Values, reply: str) -> Finding:
     )
 
 
-@_entry(_SMTP, "tls-untrusted", "tls-failed")
-def _smtp_tls_untrusted(code: str, v: _Values, reply: str) -> Finding:
+@_entry(_SMTP, "tls-failed")
+def _smtp_tls_failed(code: str, v: SetupValues, reply: str) -> Finding:
+    return Finding(
+        code,
+        "The TLS handshake failed",
+        f"{v.server}:{v.port} did not complete a TLS handshake.",
+        (
+            "The connection security does not match the port: SSL/TLS (implicit TLS) on a STARTTLS port "
+            "such as 587, or the reverse.",
+            "The server only offers TLS versions this server refuses.",
+        ),
+        (Fix("Match the connection security to the port: 587 = STARTTLS, 465 = SSL/TLS."),),
+        "configure",
+    )
+
+
+@_entry(_SMTP, "tls-untrusted")
+def _smtp_tls_untrusted(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "The mail server's certificate is not trusted",
@@ -384,7 +429,7 @@ def _smtp_tls_untrusted(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_SMTP, "tls-hostname")
-def _smtp_tls_hostname(code: str, v: _Values, reply: str) -> Finding:
+def _smtp_tls_hostname(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "The certificate does not match the server name",
@@ -396,7 +441,7 @@ def _smtp_tls_hostname(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_SMTP, "xoauth2-unsupported", "504-5.7.4")
-def _no_xoauth2(code: str, v: _Values, reply: str) -> Finding:
+def _no_xoauth2(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "The mail server does not offer OAuth 2.0 (XOAUTH2)",
@@ -411,7 +456,7 @@ def _no_xoauth2(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_SMTP, "auth-unsupported")
-def _no_auth(code: str, v: _Values, reply: str) -> Finding:
+def _no_auth(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "The mail server offers no authentication here",
@@ -423,7 +468,7 @@ def _no_auth(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_SMTP, "535-5.7.3", "535")
-def _auth_unsuccessful(code: str, v: _Values, reply: str) -> Finding:
+def _auth_unsuccessful(code: str, v: SetupValues, reply: str) -> Finding:
     if not v.microsoft365:
         return Finding(
             code,
@@ -455,12 +500,11 @@ def _auth_unsuccessful(code: str, v: _Values, reply: str) -> Finding:
             Fix(
                 "2. If nothing is listed, or its ObjectId is not the one shown under Enterprise "
                 "applications (not App registrations), register it again:",
-                f"New-ServicePrincipal -AppId {_ps(v.client_id)} -ObjectId {_ps(ENTERPRISE_OBJECT_ID)}",
+                v.new_service_principal,
             ),
             Fix(
                 "3. Give it full access to the mailbox:",
-                f"$sp = Get-ServicePrincipal | Where-Object AppId -eq {_ps(v.client_id)}\n"
-                f"Add-MailboxPermission -Identity {_ps(v.mailbox)} -User $sp.Identity -AccessRights FullAccess",
+                v.add_mailbox_permission,
             ),
             Fix(
                 "4. In the Azure portal, add the application permission Office 365 Exchange Online > "
@@ -473,7 +517,7 @@ def _auth_unsuccessful(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_SMTP, "535-5.7.139")
-def _smtp_auth_disabled(code: str, v: _Values, reply: str) -> Finding:
+def _smtp_auth_disabled(code: str, v: SetupValues, reply: str) -> Finding:
     lowered = reply.lower()
     if "criteria" in lowered or "security defaults" in lowered:
         return Finding(
@@ -488,10 +532,10 @@ def _smtp_auth_disabled(code: str, v: _Values, reply: str) -> Finding:
     tenant_wide = "for the tenant" in lowered
     mailbox_fix = Fix(
         "Turn on SMTP AUTH for the mailbox:",
-        f"Set-CASMailbox -Identity {_ps(v.mailbox)} -SmtpClientAuthenticationDisabled $false",
+        v.enable_mailbox_smtp_auth,
     )
     tenant_fix = Fix(
-        "Turn on SMTP AUTH for the organisation:", "Set-TransportConfig -SmtpClientAuthenticationDisabled $false"
+        "Turn on SMTP AUTH for the organisation:", v.enable_tenant_smtp_auth
     )
     return Finding(
         code,
@@ -506,7 +550,7 @@ def _smtp_auth_disabled(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_SMTP, "530-5.7.57", "530")
-def _not_authenticated(code: str, v: _Values, reply: str) -> Finding:
+def _not_authenticated(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "The server requires authentication before sending",
@@ -518,7 +562,7 @@ def _not_authenticated(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_SMTP, "503-5.5.2", "503")
-def _send_hello_first(code: str, v: _Values, reply: str) -> Finding:
+def _send_hello_first(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "The server wanted EHLO before AUTH",
@@ -530,7 +574,7 @@ def _send_hello_first(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_SMTP, "554-5.2.252", "550-5.7.60", "554-5.2.0")
-def _send_as_denied(code: str, v: _Values, reply: str) -> Finding:
+def _send_as_denied(code: str, v: SetupValues, reply: str) -> Finding:
     refused = re.search(r"not allowed to send as (\S+?);", reply)
     sender = refused.group(1) if refused else v.sender
     return Finding(
@@ -545,8 +589,7 @@ def _send_as_denied(code: str, v: _Values, reply: str) -> Finding:
             Fix("Make Sender Email the same address as Username, or turn off 'Use user's email as sender'."),
             Fix(
                 "Or grant Send As on that address to the application:",
-                f"$sp = Get-ServicePrincipal | Where-Object AppId -eq {_ps(v.client_id)}\n"
-                f"Add-RecipientPermission -Identity {_ps(sender)} -Trustee $sp.Identity -AccessRights SendAs",
+                v.add_send_as(sender),
             ),
         ),
         "send-as",
@@ -554,7 +597,7 @@ def _send_as_denied(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_SMTP, "430-4.2.0")
-def _mailbox_logon_failure(code: str, v: _Values, reply: str) -> Finding:
+def _mailbox_logon_failure(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "Exchange could not open the mailbox",
@@ -563,8 +606,7 @@ def _mailbox_logon_failure(code: str, v: _Values, reply: str) -> Finding:
         (
             Fix(
                 "Give the application full access to the mailbox:",
-                f"$sp = Get-ServicePrincipal | Where-Object AppId -eq {_ps(v.client_id)}\n"
-                f"Add-MailboxPermission -Identity {_ps(v.mailbox)} -User $sp.Identity -AccessRights FullAccess",
+                v.add_mailbox_permission,
             ),
         ),
         "mailbox-permission",
@@ -572,7 +614,7 @@ def _mailbox_logon_failure(code: str, v: _Values, reply: str) -> Finding:
 
 
 @_entry(_SMTP, "501-5.5.124")
-def _bad_user(code: str, v: _Values, reply: str) -> Finding:
+def _bad_user(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "The username is not a valid mailbox address",
@@ -583,7 +625,7 @@ def _bad_user(code: str, v: _Values, reply: str) -> Finding:
     )
 
 
-def _smtp_transient(code: str, v: _Values, reply: str) -> Finding:
+def _smtp_transient(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "The mail server closed the session for now",
@@ -594,7 +636,7 @@ def _smtp_transient(code: str, v: _Values, reply: str) -> Finding:
     )
 
 
-def _smtp_other(code: str, v: _Values, reply: str) -> Finding:
+def _smtp_other(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
         "The mail server refused the request",
@@ -607,7 +649,7 @@ def _smtp_other(code: str, v: _Values, reply: str) -> Finding:
 
 def diagnose(step: str, code: str, reply: str, config: ConnectionSettings) -> Finding:
     """The finding for a failed ``step`` with error ``code`` and the server's ``reply``."""
-    values = _Values.of(config)
+    values = SetupValues.of(config)
     if step == "token":
         builder = _TOKEN.get(code)
         if builder is None:

@@ -101,7 +101,9 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
             "use_user_email_as_sender",
             "client_id",
             "tenant_id",
+            "client_secret_expires_on",
         ]
+        widgets = {"client_secret_expires_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
         help_texts = {
             "protocol": "SMTP Microsoft 365 uses OAuth 2.0 (client credentials) as Exchange Online requires.",
             "cloud": "Where your Microsoft 365 tenant is hosted; most tenants are Global.",
@@ -158,6 +160,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
                 "client_id",
                 "tenant_id",
                 "client_secret",
+                "client_secret_expires_on",
                 data_protocols=Protocol.MICROSOFT365,
             ),
             Fieldset("Test", "test_recipient"),

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import datetime
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -7,6 +10,18 @@ from django.db import models
 from settings_app.clouds import CLOUDS, DEFAULT_CLOUD, MICROSOFT365_PORT
 from settings_app.connection_test import ConnectionSettings
 from settings_app.fields import EncryptedTextField, UnreadableSecret
+
+SECRET_EXPIRY_WARNINGS = (7, 14, 30)
+
+
+@dataclass(frozen=True)
+class SecretExpiry:
+    expires_on: datetime.date
+    days_left: int
+
+    @property
+    def expired(self) -> bool:
+        return self.days_left < 0
 
 
 class Protocol(models.TextChoices):
@@ -47,6 +62,12 @@ class OutgoingEmailSettings(models.Model):
     client_id = models.CharField("Client ID", max_length=36, blank=True)
     tenant_id = models.CharField("Tenant ID", max_length=253, blank=True)
     client_secret = EncryptedTextField(blank=True)
+    client_secret_expires_on = models.DateField(
+        "Secret expires on",
+        null=True,
+        blank=True,
+        help_text="Optional: the expiry shown next to the secret in Certificates & secrets; the page warns ahead.",
+    )
 
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
@@ -72,6 +93,16 @@ class OutgoingEmailSettings(models.Model):
     @property
     def is_microsoft365(self) -> bool:
         return self.protocol == Protocol.MICROSOFT365
+
+    def secret_expiry(self, today: datetime.date) -> SecretExpiry | None:
+        """How close the client secret is to its expiry, when that is worth a warning."""
+        if not self.is_microsoft365 or self.client_secret_expires_on is None:
+            return None
+        days_left = (self.client_secret_expires_on - today).days
+        threshold = next((days for days in SECRET_EXPIRY_WARNINGS if days_left <= days), None)
+        if threshold is None:
+            return None
+        return SecretExpiry(self.client_secret_expires_on, days_left)
 
     def unreadable_secrets(self) -> list[str]:
         """Names of secret fields whose stored value no configured key decrypts."""

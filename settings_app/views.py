@@ -1,21 +1,43 @@
 from __future__ import annotations
 
+import json
+import queue
+import threading
+from collections.abc import Iterator
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.debug import sensitive_post_parameters
 
-from settings_app.connection_test import run_connection_test
+from settings_app.connection_test import ConnectionTestResult, run_connection_test
+from settings_app.diagnosis import SetupValues
 from settings_app.forms import OutgoingEmailSettingsForm
 from settings_app.history import recent_test_runs, record_test_run
 from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
+from settings_app.setup_guide import guide_steps, proven_anchors
 
 VIEW_PERMISSION = "settings_app.view_outgoingemailsettings"
 CHANGE_PERMISSION = "settings_app.change_outgoingemailsettings"
+
+
+def may_change(user) -> bool:
+    """Whether ``user`` may change and test the settings; PermissionDenied if they may not even see them."""
+    if user.has_perm(CHANGE_PERMISSION):
+        return True
+    if user.has_perm(VIEW_PERMISSION):
+        return False
+    raise PermissionDenied
+
+
+def _result_url(run: ConnectionTestRun) -> str:
+    return f"{reverse('outgoing_email')}?run={run.pk}#connection-test-result"
 
 
 @method_decorator(login_required, name="dispatch")
@@ -24,7 +46,7 @@ class OutgoingEmailView(View):
     template_name = "settings_app/outgoing_email.html"
 
     def get(self, request):
-        can_change = self._check_access(request)
+        can_change = may_change(request.user)
         settings = OutgoingEmailSettings.load()
         form = OutgoingEmailSettingsForm(
             instance=settings,
@@ -34,11 +56,14 @@ class OutgoingEmailView(View):
         return self._render(request, form, settings, can_change)
 
     def post(self, request):
-        if not self._check_access(request):
+        if not may_change(request.user):
             raise PermissionDenied
         settings = OutgoingEmailSettings.load()
         form = OutgoingEmailSettingsForm(request.POST, instance=settings)
+        streaming = request.POST.get("stream") == "1"
         if not form.is_valid():
+            if streaming:
+                return JsonResponse({"event": "invalid"}, status=400)
             messages.error(request, "Nothing was saved: correct the fields marked below.")
             return self._render(request, form, settings, True)
         settings = form.save(commit=False)
@@ -49,23 +74,15 @@ class OutgoingEmailView(View):
         if request.POST.get("action") != "save_and_test":
             messages.success(request, "Settings saved.")
             return redirect("outgoing_email")
-        result = run_connection_test(settings.to_connection_settings(), test_recipient=recipient)
-        run = record_test_run(result, settings, user=request.user)
         messages.success(request, "Settings saved. The connection test ran; its result is below.")
-        return redirect(f"{reverse('outgoing_email')}?run={run.pk}#connection-test-result")
-
-    @staticmethod
-    def _check_access(request) -> bool:
-        """Whether the user may change the settings; PermissionDenied if they may not even see them."""
-        if request.user.has_perm(CHANGE_PERMISSION):
-            return True
-        if request.user.has_perm(VIEW_PERMISSION):
-            return False
-        raise PermissionDenied
+        test = _ConnectionTest(settings, recipient, request.user)
+        if streaming:
+            return StreamingHttpResponse(test.stream(), content_type="application/x-ndjson")
+        return redirect(_result_url(test.run()))
 
     def _render(self, request, form, settings, can_change):
         run_id = request.GET.get("run", "")
-        latest = get_object_or_404(ConnectionTestRun, pk=run_id) if run_id.isdigit() else None
+        shown_run = get_object_or_404(ConnectionTestRun, pk=run_id) if run_id.isdigit() else None
         return render(
             request,
             self.template_name,
@@ -74,7 +91,69 @@ class OutgoingEmailView(View):
                 "settings": settings,
                 "can_change": can_change,
                 "unreadable_secrets": settings.unreadable_secrets(),
-                "test_run": latest,
+                "secret_expiry": settings.secret_expiry(timezone.localdate()),
+                "test_run": shown_run,
                 "history": recent_test_runs(),
+            },
+        )
+
+
+class _ConnectionTest:
+    """Save and test's test: run once, record the result, optionally stream each step."""
+
+    def __init__(self, settings: OutgoingEmailSettings, recipient: str, user) -> None:
+        self.settings = settings
+        self.recipient = recipient
+        self.user = user
+
+    def _execute(self, on_step=None) -> ConnectionTestResult:
+        return run_connection_test(
+            self.settings.to_connection_settings(),
+            test_recipient=self.recipient,
+            send_as=self.user.email,
+            on_step=on_step,
+        )
+
+    def run(self) -> ConnectionTestRun:
+        return record_test_run(self._execute(), self.settings, user=self.user)
+
+    def stream(self) -> Iterator[str]:
+        """NDJSON: one ``step`` event per completed step, then ``done`` with the result's URL."""
+        completed: queue.Queue = queue.Queue()
+        outcome: dict = {}
+
+        def work() -> None:
+            try:
+                outcome["result"] = self._execute(on_step=completed.put)
+            finally:
+                completed.put(None)
+
+        threading.Thread(target=work, name="connection-test", daemon=True).start()
+        while (step := completed.get()) is not None:
+            yield json.dumps({"event": "step", **step.as_dict()}, default=str) + "\n"
+        if "result" not in outcome:
+            yield json.dumps({"event": "error"}) + "\n"
+            return
+        run = record_test_run(outcome["result"], self.settings, user=self.user)
+        yield json.dumps({"event": "done", "outcome": run.outcome, "url": _result_url(run)}) + "\n"
+
+
+@method_decorator(login_required, name="dispatch")
+class SetupGuideView(View):
+    template_name = "settings_app/setup_guide.html"
+
+    def get(self, request):
+        may_change(request.user)
+        settings = OutgoingEmailSettings.load()
+        latest = ConnectionTestRun.objects.first()
+        failed = latest.failed_step if latest else None
+        return render(
+            request,
+            self.template_name,
+            {
+                "steps": guide_steps(SetupValues.of(settings.to_connection_settings())),
+                "latest_run": latest,
+                "proven": proven_anchors(latest.steps) if latest and settings.is_microsoft365 else set(),
+                "pointed": (failed.get("finding") or {}).get("guide_step") if failed else None,
             },
         )

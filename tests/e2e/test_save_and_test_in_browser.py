@@ -49,7 +49,7 @@ def test_save_and_test_shows_the_passing_steps(logged_in, on_fakes, m365_tenant,
     assert result.get_attribute("data-outcome") == "success"
     assert step_statuses(page) == [
         ("dns", "ok"), ("connect", "ok"), ("ehlo", "ok"), ("starttls", "ok"), ("ehlo_tls", "ok"),
-        ("token", "ok"), ("auth", "ok"), ("send", "ok"), ("quit", "ok"),
+        ("token", "ok"), ("auth", "ok"), ("send", "ok"), ("send_as", "skipped"), ("quit", "ok"),
     ]
     assert len(fake_smtp.messages) == 1
     assert str(m365_tenant.client_secret) not in page.content()
@@ -87,3 +87,34 @@ def test_fields_of_the_other_protocol_are_hidden(logged_in):
     assert page.is_visible("input[name=client_id]")
     assert not page.is_visible("input[name=password]")
     assert page.input_value("input[name=server]") == "smtp.office365.com"
+
+
+def test_steps_appear_while_the_test_runs(logged_in, on_fakes, m365_tenant, fake_identity):
+    page = logged_in
+    fake_identity.stall(2)
+    fill_microsoft365(page, m365_tenant, secret=str(m365_tenant.client_secret))
+    page.click("button[value=save_and_test]")
+    progress = page.locator('#connection-test-progress [data-step="ehlo_tls"][data-status="ok"]')
+    progress.wait_for(timeout=5_000)
+    assert page.locator('#connection-test-progress [data-step="token"]').count() == 0
+    page.locator("#connection-test-result").wait_for()
+    assert page.locator("#connection-test-result").get_attribute("data-outcome") == "success"
+
+
+def test_save_and_test_works_without_javascript(browser, live_server, django_user_model, on_fakes, m365_tenant):
+    django_user_model.objects.create_superuser("admin", "admin@contoso.com", PASSWORD)
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/settings/outgoing-email/")
+        assert page.is_visible("input[name=password]")  # nothing hidden without JavaScript
+        fill_microsoft365(page, m365_tenant, secret=str(m365_tenant.client_secret))
+        page.click("button[value=save_and_test]")
+        page.locator("#connection-test-result").wait_for()
+        assert page.locator("#connection-test-result").get_attribute("data-outcome") == "success"
+    finally:
+        context.close()

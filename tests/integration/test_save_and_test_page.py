@@ -43,7 +43,7 @@ def test_save_and_test_shows_every_step_passing(admin_client, on_fakes, m365_ten
     assert 'id="connection-test-result" data-outcome="success"' in html
     assert [(name, status) for name, status, _ in steps_on_page(html)] == [
         ("dns", "ok"), ("connect", "ok"), ("ehlo", "ok"), ("starttls", "ok"), ("ehlo_tls", "ok"),
-        ("token", "ok"), ("auth", "ok"), ("send", "ok"), ("quit", "ok"),
+        ("token", "ok"), ("auth", "ok"), ("send", "ok"), ("send_as", "skipped"), ("quit", "ok"),
     ]
     assert len(fake_smtp.messages) == 1
     assert str(m365_tenant.client_secret) not in html
