@@ -10,5 +10,10 @@ ensure_venv() {
   if [ ! -f "$stamp" ] || [ -n "$(find requirements*.txt -newer "$stamp" 2>/dev/null)" ]; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
     touch "$stamp"
+    # Files it includes with "-r" are installed too (requirements-test.txt includes requirements.txt).
+    local included
+    for included in $(sed -n 's/^-r[[:space:]]*//p' "$requirements"); do
+      touch ".venv/.installed-$(basename "$included")"
+    done
   fi
 }

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "settings_app.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -72,12 +73,32 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "mailadmin.wsgi.application"
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": envstr("MAILADMIN_SQLITE_PATH") or INSTANCE_DIR / "db.sqlite3",
-    }
-}
+
+def _database(url: str) -> dict:
+    """The default database: DATABASE_URL (e.g. postgres://user:password@host:5432/name) when
+    given, else SQLite in the instance folder. An error names the variable but never repeats
+    its value, which holds a password."""
+    if not url:
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": envstr("MAILADMIN_SQLITE_PATH") or INSTANCE_DIR / "db.sqlite3",
+        }
+    import dj_database_url
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        database = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            f"DATABASE_URL is not a database URL ({type(exc).__name__}); expected e.g. postgres://user:pw@host:5432/name."
+        ) from None
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        # libpq waits forever for a silent host; /healthz must answer 503 instead of hanging.
+        database.setdefault("OPTIONS", {}).setdefault("connect_timeout", 10)
+    return database
+
+
+DATABASES = {"default": _database(envstr("DATABASE_URL"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -112,12 +133,18 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = int(envfloat("DJANGO_SESSION_AGE", 8 * 3600, minimum=60))
+# An administrator's session ends with the browser as well as after SESSION_COOKIE_AGE.
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 HTTPS_ONLY = envbool("DJANGO_HTTPS", False)
 SESSION_COOKIE_SECURE = HTTPS_ONLY
 CSRF_COOKIE_SECURE = HTTPS_ONLY
 SECURE_SSL_REDIRECT = HTTPS_ONLY
 SECURE_HSTS_SECONDS = 31536000 if HTTPS_ONLY else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS_ONLY
+# Preloading commits the whole domain to HTTPS in browsers for months: the domain
+# owner's decision, so it is opt-in and check --deploy is not asked to nag about it.
+SECURE_HSTS_PRELOAD = HTTPS_ONLY and envbool("DJANGO_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("DJANGO_BEHIND_PROXY", False) else None
 
 # Fernet keys for secrets at rest: the first encrypts, all decrypt. Never derived from SECRET_KEY.
@@ -130,6 +157,10 @@ MAILADMIN_TEST_TIMEOUT = envfloat("MAILADMIN_TEST_TIMEOUT", 15.0, minimum=1.0)
 MAILADMIN_AUTHORITY_HOST = envstr("MAILADMIN_AUTHORITY_HOST")
 # A PEM bundle that replaces the platform's trust store (corporate TLS inspection).
 MAILADMIN_CA_BUNDLE = envstr("MAILADMIN_CA_BUNDLE")
+# Connection tests a user may start per minute: the test opens outbound connections.
+MAILADMIN_TEST_RATE_LIMIT = int(envfloat("MAILADMIN_TEST_RATE_LIMIT", 10, minimum=1))
+# When set, the only SMTP servers that may be saved (host names or IPs; "*.example.com" for a domain).
+MAILADMIN_ALLOWED_SMTP_HOSTS = envlist("MAILADMIN_ALLOWED_SMTP_HOSTS")
 
 LOGGING = {
     "version": 1,
@@ -139,3 +170,27 @@ LOGGING = {
     # msal logs request and response details at DEBUG; never let them reach a handler.
     "loggers": {"msal": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
 }
+
+# --- Outgoing mail through the saved settings (settings_app.backends) -----------------
+EMAIL_BACKEND = "settings_app.backends.OutgoingEmailBackend"
+# Any From address is replaced by the configured sender on the way out; this one only
+# has to be a valid address.
+DEFAULT_FROM_EMAIL = envstr("DJANGO_DEFAULT_FROM_EMAIL", "mailadmin@localhost")
+
+
+def _cache_from_url(url: str) -> dict:
+    """Django's default cache. It holds the encrypted token cache shared by every process:
+    a file cache in the instance folder, or MAILADMIN_CACHE_URL (redis://, rediss://,
+    file:///absolute/dir) when processes run on several hosts."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    if url.startswith(("redis://", "rediss://")):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    if url.startswith("file:///") or not url:
+        location = url.removeprefix("file://") or INSTANCE_DIR / "cache"
+        return {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": location}
+    raise ImproperlyConfigured(f"MAILADMIN_CACHE_URL must start with redis://, rediss:// or file:///; got {url!r}.")
+
+
+CACHES = {"default": _cache_from_url(envstr("MAILADMIN_CACHE_URL"))}
+# --- end of outgoing mail ------------------------------------------------------------------

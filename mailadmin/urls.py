@@ -3,10 +3,13 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from settings_app.health import healthz
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="outgoing_email", permanent=False)),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("settings/", include("settings_app.urls")),
+    path("healthz", healthz, name="healthz"),
 ]

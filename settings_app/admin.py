@@ -1,27 +1,102 @@
-from django.contrib import admin
+"""Django admin: the outgoing email settings and the connection test history, both read-only.
 
+Settings change only through the settings page, which validates them and can test them;
+the admin shows them without any secret (every EncryptedTextField is left out and only
+its status is shown). Test history is a record: nobody adds, edits or deletes runs here.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from settings_app.fields import EncryptedTextField, UnreadableSecret
 from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
 
 
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+def _secret_fields() -> list[EncryptedTextField]:
+    return [field for field in OutgoingEmailSettings._meta.concrete_fields if isinstance(field, EncryptedTextField)]
+
+
 @admin.register(OutgoingEmailSettings)
-class OutgoingEmailSettingsAdmin(admin.ModelAdmin):
-    exclude = ("password", "client_secret")
-    readonly_fields = ("updated_at", "updated_by")
+class OutgoingEmailSettingsAdmin(_ReadOnlyAdmin):
+    list_display = ("__str__", "protocol", "server", "port", "sender_email", "updated_at", "updated_by")
 
-    def has_add_permission(self, request):
-        return False
+    def get_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        """Every stored field except the primary key and the secrets, then the secrets' status."""
+        hidden = set(_secret_fields())
+        shown = [
+            field.name
+            for field in OutgoingEmailSettings._meta.concrete_fields
+            if field not in hidden and not field.primary_key
+        ]
+        return [*shown, "saved_secrets", "settings_page"]
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        return self.get_fields(request, obj)
+
+    @admin.display(description="Secrets")
+    def saved_secrets(self, obj: OutgoingEmailSettings) -> str:
+        rows = [
+            (field.verbose_name.capitalize(), _secret_status(getattr(obj, field.attname))) for field in _secret_fields()
+        ]
+        return format_html_join("", "<div>{}: {}</div>", rows)
+
+    @admin.display(description="Where to change them")
+    def settings_page(self, obj: OutgoingEmailSettings) -> str:
+        return format_html(
+            '<a href="{}">Settings &gt; Outgoing Email</a>, which validates and tests them', reverse("outgoing_email")
+        )
+
+
+def _secret_status(value: object) -> str:
+    if isinstance(value, UnreadableSecret):
+        return "saved, but no configured encryption key decrypts it: enter it again"
+    return "saved" if value else "not set"
 
 
 @admin.register(ConnectionTestRun)
-class ConnectionTestRunAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "user", "trigger", "outcome", "server", "duration_ms")
-    list_filter = ("outcome", "trigger")
+class ConnectionTestRunAdmin(_ReadOnlyAdmin):
+    list_display = ("created_at", "outcome", "failed_step_name", "trigger", "user", "protocol", "server", "duration_ms")
+    list_filter = ("outcome", "trigger", "protocol")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    fields = (
+        "created_at",
+        "user",
+        "trigger",
+        "outcome",
+        "duration_ms",
+        "protocol",
+        "server",
+        "step_summary",
+        "steps",
+        "token_claims",
+    )
+    readonly_fields = fields
 
-    def has_add_permission(self, request):
-        return False
+    @admin.display(description="Failed step")
+    def failed_step_name(self, obj: ConnectionTestRun) -> str:
+        step = obj.failed_step
+        return step["name"] if step else "-"
 
-    def has_change_permission(self, request, obj=None):
-        return False
+    @admin.display(description="Steps")
+    def step_summary(self, obj: ConnectionTestRun) -> str:
+        rows = [
+            (step.get("status", ""), step.get("label") or step.get("name", ""), step.get("code", ""))
+            for step in obj.steps
+        ]
+        return format_html_join("", "<div>{} &middot; {} {}</div>", rows)

@@ -42,6 +42,11 @@ def _forget_keys(*, setting: str, **kwargs) -> None:
         _multifernet.cache_clear()
 
 
+def check_keys() -> None:
+    """Raise ImproperlyConfigured unless every configured key is a valid Fernet key."""
+    _multifernet()
+
+
 def encrypt(plaintext: str) -> str:
     return _multifernet().encrypt(plaintext.encode()).decode("ascii")
 

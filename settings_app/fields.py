@@ -42,6 +42,9 @@ class EncryptedTextField(models.TextField):
     """
 
     def get_db_prep_save(self, value, connection):
+        # Django hands expressions (Value, F...) here too; they are SQL, not plaintext.
+        if hasattr(value, "as_sql"):
+            return value
         if isinstance(value, UnreadableSecret):
             return value.ciphertext
         if value in (None, ""):

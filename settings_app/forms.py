@@ -5,8 +5,10 @@ import re
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Div, Field, Fieldset, Layout
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import DomainNameValidator, validate_ipv46_address
+from django.utils import timezone
 
 from settings_app.clouds import CLOUDS, DEFAULT_CLOUD, MICROSOFT365_PORT
 from settings_app.fields import UnreadableSecret
@@ -35,6 +37,22 @@ def validate_server(value: str) -> None:
         raise ValidationError(
             "Enter a host name such as smtp.office365.com, or an IP address.", code="invalid_host"
         )
+
+
+def validate_allowed_server(value: str) -> None:
+    """Only hosts in MAILADMIN_ALLOWED_SMTP_HOSTS, when set: the test must not become a port scanner."""
+    allowed = settings.MAILADMIN_ALLOWED_SMTP_HOSTS
+    if not allowed:
+        return
+    host = value.lower().rstrip(".")
+    for pattern in (entry.lower() for entry in allowed):
+        if host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
+            return
+    raise ValidationError(
+        "This server is not allowed here (MAILADMIN_ALLOWED_SMTP_HOSTS: %(allowed)s).",
+        code="not_allowed",
+        params={"allowed": ", ".join(allowed)},
+    )
 
 
 def validate_guid(value: str) -> None:
@@ -81,6 +99,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         max_value=65535,
         help_text="587 for STARTTLS (Microsoft 365), 465 for SSL/TLS, 25 for none.",
     )
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
     test_recipient = forms.EmailField(
         label="Test recipient",
         required=False,
@@ -122,9 +141,10 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
     def __init__(self, *args, read_only: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.saved_secrets = {name: getattr(self.instance, name) for name in SECRET_FIELDS}
+        self.fields["version"].initial = self.instance.version
         for name in ("server", "username", "tenant_id"):
             self.fields[name].validators.append(validate_no_control_characters)
-        self.fields["server"].validators.append(validate_server)
+        self.fields["server"].validators += [validate_server, validate_allowed_server]
         self.fields["cloud"].required = False
         self.fields["client_id"].validators.append(validate_guid)
         self.fields["tenant_id"].validators.append(validate_tenant)
@@ -164,6 +184,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
                 data_protocols=Protocol.MICROSOFT365,
             ),
             Fieldset("Test", "test_recipient"),
+            "version",
         )
 
     def _secret_status(self, name: str, hint: str) -> str:
@@ -179,6 +200,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        self._check_version(data)
         if not data.get("cloud") and "cloud" not in self.errors:
             data["cloud"] = DEFAULT_CLOUD
         protocol = data.get("protocol")
@@ -192,6 +214,23 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         if not data.get("use_user_email_as_sender") or protocol == Protocol.MICROSOFT365:
             self._require(data, "sender_email")
         return data
+
+    def _check_version(self, data: dict) -> None:
+        """Refuse a post made against settings someone else saved since (when the page sent a version)."""
+        posted = data.get("version")
+        if posted is None or posted == self.instance.version:
+            return
+        who = self.instance.updated_by.get_username() if self.instance.updated_by else "someone else"
+        when = timezone.localtime(self.instance.updated_at).strftime("%Y-%m-%d %H:%M:%S")
+        # Re-rendered with the current version, so saving again deliberately overwrites.
+        self.data = self.data.copy()
+        self.data["version"] = str(self.instance.version)
+        raise ValidationError(
+            f"These settings were changed by {who} at {when} since you opened the page. Nothing was saved: "
+            "review your input below (kept as you typed it), then save again to overwrite their change, "
+            "or reload the page to see it.",
+            code="conflict",
+        )
 
     def _clean_microsoft365(self, data: dict) -> None:
         cloud = CLOUDS[data["cloud"]] if data.get("cloud") in CLOUDS else CLOUDS[DEFAULT_CLOUD]
@@ -237,10 +276,10 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
             self.add_error(name, f"Enter the {label}.")
 
     def save(self, commit: bool = True) -> OutgoingEmailSettings:
-        settings = super().save(commit=False)
+        record = super().save(commit=False)
         for name in SECRET_FIELDS:
             new_value = self.cleaned_data.get(name)
-            setattr(settings, name, new_value if new_value else self.saved_secrets[name])
+            setattr(record, name, new_value if new_value else self.saved_secrets[name])
         if commit:
-            settings.save()
-        return settings
+            record.save()
+        return record

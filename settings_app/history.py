@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
+
+from django.utils import timezone
+
 from settings_app.connection_test import ConnectionTestResult
 from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
 
@@ -25,3 +29,19 @@ def record_test_run(
 
 def recent_test_runs() -> list[ConnectionTestRun]:
     return list(ConnectionTestRun.objects.select_related("user")[:HISTORY_LENGTH])
+
+
+RATE_WINDOW = datetime.timedelta(minutes=1)
+
+
+def seconds_until_next_test(user, limit: int) -> int:
+    """0 when ``user`` may start a test now, else the seconds until they may (``limit`` per minute)."""
+    now = timezone.now()
+    recent = list(
+        ConnectionTestRun.objects.filter(user=user, created_at__gte=now - RATE_WINDOW)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)[:limit]
+    )
+    if len(recent) < limit:
+        return 0
+    return max(1, int((recent[-1] + RATE_WINDOW - now).total_seconds()) + 1)

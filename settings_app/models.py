@@ -73,6 +73,8 @@ class OutgoingEmailSettings(models.Model):
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Incremented by every save; a form posted against an older version was edited concurrently.
+    version = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         verbose_name = "outgoing email settings"
@@ -83,6 +85,7 @@ class OutgoingEmailSettings(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         self.pk = self.SINGLETON_PK
+        self.version += 1
         super().save(*args, **kwargs)
 
     @classmethod
@@ -152,3 +155,23 @@ class ConnectionTestRun(models.Model):
     @property
     def failed_step(self) -> dict | None:
         return next((step for step in self.steps if step["status"] == "failed"), None)
+
+
+class SettingsChange(models.Model):
+    """One saved change of the settings: who, when, and each changed field.
+
+    ``changes`` is a list of {"field", "label", "old", "new"}; for secrets old and new
+    are never stored, only that they changed.
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changes = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Settings change {self.pk}"

@@ -4,7 +4,7 @@ Each function is one protocol step on an ``smtplib.SMTP`` connection, bounded by
 the caller's Deadline, and raises SmtpError with a stable code: ``<reply>-<enhanced
 status>`` for server replies (``535-5.7.3``) or ``dns``, ``refused``, ``timeout``,
 ``disconnected``, ``tls-untrusted``, ``tls-hostname``, ``starttls-unsupported``,
-``xoauth2-unsupported``, ``auth-unsupported``.
+``xoauth2-unsupported``, ``auth-unsupported``, ``non-ascii``, ``control-characters``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from settings_app.deadline import Deadline, DeadlineExceeded
 
 _HOSTNAME_MISMATCH = 62  # X509_V_ERR_HOSTNAME_MISMATCH
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 _ENHANCED_STATUS = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
 Address = tuple  # one getaddrinfo() entry
 
@@ -196,6 +197,26 @@ def offered_auth_mechanisms(connection: smtplib.SMTP) -> list[str]:
     return connection.esmtp_features.get("auth", "").upper().split()
 
 
+def require_sendable(what: str, *values: str) -> None:
+    """Refuse values that would break or smuggle an SMTP command line, before smtplib sees them.
+
+    smtplib sends commands and AUTH data as ASCII, and its UnicodeEncodeError would
+    carry the whole line, token or password included; a line break would end the
+    command early (smtplib raises ValueError, but only on command lines).
+    """
+    if any(_CONTROL_CHARACTERS.search(value) for value in values):
+        raise SmtpError(
+            "control-characters",
+            f"The {what} contains a line break or another control character: remove it and save again.",
+        )
+    if not all(value.isascii() for value in values):
+        raise SmtpError(
+            "non-ascii",
+            f"The {what} contains characters other than ASCII (an accented letter?), which cannot be "
+            "sent to the server: use the plain ASCII form.",
+        )
+
+
 def authenticate_xoauth2(connection: smtplib.SMTP, host: str, username: str, token: str, deadline: Deadline) -> str:
     """AUTH XOAUTH2 with the token as initial response; returns the 235 reply."""
     if "XOAUTH2" not in offered_auth_mechanisms(connection):
@@ -203,6 +224,7 @@ def authenticate_xoauth2(connection: smtplib.SMTP, host: str, username: str, tok
         raise SmtpError(
             "xoauth2-unsupported", f"{host} does not offer AUTH XOAUTH2 (offered: {offered}).", ""
         )
+    require_sendable("username (the mailbox address)", username)
     sasl = f"user={username}\x01auth=Bearer {token}\x01\x01"
     with _protocol_errors(host):
         _arm(connection, deadline)
@@ -219,6 +241,7 @@ def authenticate_password(
     """AUTH with the best mechanism the server offers (CRAM-MD5, PLAIN, LOGIN)."""
     if not offered_auth_mechanisms(connection):
         raise SmtpError("auth-unsupported", f"{host} offers no AUTH mechanism on this connection.")
+    require_sendable("username or password", username, password)
     with _protocol_errors(host):
         _arm(connection, deadline)
         try:
@@ -243,15 +266,18 @@ def send_message(
     Exchange refuses a sender it may not send as only after DATA, so a test that
     stops earlier would miss it.
     """
+    require_sendable("sender or recipient address", from_addr, *to_addrs)
     with _protocol_errors(host):
         _arm(connection, deadline)
         code, reply = connection.mail(from_addr)
         if code != 250:
             raise smtplib.SMTPSenderRefused(code, reply, from_addr)
         for recipient in to_addrs:
+            _arm(connection, deadline)
             code, reply = connection.rcpt(recipient)
             if code not in (250, 251):
                 raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+        _arm(connection, deadline)
         code, reply = connection.data(message)
         if code != 250:
             raise smtplib.SMTPDataError(code, reply)

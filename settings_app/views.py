@@ -5,9 +5,11 @@ import queue
 import threading
 from collections.abc import Iterator
 
+from django.conf import settings as django_settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -16,10 +18,11 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.debug import sensitive_post_parameters
 
+from settings_app.audit import recent_changes, record_change, snapshot
 from settings_app.connection_test import ConnectionTestResult, run_connection_test
 from settings_app.diagnosis import SetupValues
 from settings_app.forms import OutgoingEmailSettingsForm
-from settings_app.history import recent_test_runs, record_test_run
+from settings_app.history import recent_test_runs, record_test_run, seconds_until_next_test
 from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
 from settings_app.setup_guide import guide_steps, proven_anchors
 
@@ -58,21 +61,35 @@ class OutgoingEmailView(View):
     def post(self, request):
         if not may_change(request.user):
             raise PermissionDenied
-        settings = OutgoingEmailSettings.load()
-        form = OutgoingEmailSettingsForm(request.POST, instance=settings)
         streaming = request.POST.get("stream") == "1"
-        if not form.is_valid():
-            if streaming:
-                return JsonResponse({"event": "invalid"}, status=400)
-            messages.error(request, "Nothing was saved: correct the fields marked below.")
-            return self._render(request, form, settings, True)
-        settings = form.save(commit=False)
-        settings.updated_by = request.user
-        settings.save()
+        OutgoingEmailSettings.load()
+        with transaction.atomic():
+            settings = OutgoingEmailSettings.objects.select_for_update().get(pk=OutgoingEmailSettings.SINGLETON_PK)
+            before = snapshot(settings)
+            form = OutgoingEmailSettingsForm(request.POST, instance=settings)
+            if not form.is_valid():
+                if streaming:
+                    return JsonResponse({"event": "invalid"}, status=400)
+                messages.error(request, "Nothing was saved: correct the fields marked below.")
+                return self._render(request, form, OutgoingEmailSettings.load(), True)
+            settings = form.save(commit=False)
+            settings.updated_by = request.user
+            settings.save()
+            record_change(before, settings, request.user)
         recipient = form.cleaned_data.get("test_recipient", "")
         request.session["test_recipient"] = recipient
         if request.POST.get("action") != "save_and_test":
             messages.success(request, "Settings saved.")
+            return redirect("outgoing_email")
+        wait = seconds_until_next_test(request.user, django_settings.MAILADMIN_TEST_RATE_LIMIT)
+        if wait:
+            message = (
+                f"Settings saved, but not tested: you may start {django_settings.MAILADMIN_TEST_RATE_LIMIT} "
+                f"tests a minute. Try again in {wait} s."
+            )
+            if streaming:
+                return JsonResponse({"event": "rate-limited", "message": message}, status=429)
+            messages.error(request, message, extra_tags="rate-limited")
             return redirect("outgoing_email")
         messages.success(request, "Settings saved. The connection test ran; its result is below.")
         test = _ConnectionTest(settings, recipient, request.user)
@@ -94,6 +111,7 @@ class OutgoingEmailView(View):
                 "secret_expiry": settings.secret_expiry(timezone.localdate()),
                 "test_run": shown_run,
                 "history": recent_test_runs(),
+                "changes": recent_changes(),
             },
         )
 

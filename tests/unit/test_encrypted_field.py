@@ -49,3 +49,11 @@ def test_lookups_on_a_secret_are_refused():
 def test_load_always_returns_the_one_record():
     assert OutgoingEmailSettings.load().pk == OutgoingEmailSettings.load().pk == 1
     assert OutgoingEmailSettings.objects.count() == 1
+
+
+def test_an_expression_is_written_as_sql_not_encrypted():
+    from django.db.models import TextField, Value
+
+    OutgoingEmailSettings.load()
+    OutgoingEmailSettings.objects.update(client_secret=Value("stored-as-is", output_field=TextField()))
+    assert stored_column("client_secret") == "stored-as-is"

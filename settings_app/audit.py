@@ -1,0 +1,59 @@
+"""The audit log of settings changes. Secrets are recorded only as "changed"."""
+
+from __future__ import annotations
+
+from settings_app.fields import UnreadableSecret
+from settings_app.models import OutgoingEmailSettings, SettingsChange
+
+AUDITED_FIELDS = (
+    "protocol",
+    "cloud",
+    "server",
+    "port",
+    "connection_security",
+    "use_secure_auth",
+    "username",
+    "password",
+    "sender_email",
+    "use_user_email_as_sender",
+    "client_id",
+    "tenant_id",
+    "client_secret",
+    "client_secret_expires_on",
+)
+SECRET_FIELDS = ("password", "client_secret")
+AUDIT_LOG_LENGTH = 20
+
+
+def snapshot(settings: OutgoingEmailSettings) -> dict:
+    """The audited values; secrets stay in memory only to detect a change."""
+    return {name: getattr(settings, name) for name in AUDITED_FIELDS}
+
+
+def _shown(value) -> str | int | bool | None:
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    return str(value)
+
+
+def record_change(before: dict, settings: OutgoingEmailSettings, user=None) -> SettingsChange | None:
+    """Store what changed between ``before`` (a snapshot) and ``settings``; None if nothing did."""
+    changes = []
+    for name in AUDITED_FIELDS:
+        old, new = before[name], getattr(settings, name)
+        if old == new or (isinstance(old, UnreadableSecret) and isinstance(new, UnreadableSecret)):
+            continue
+        label = str(OutgoingEmailSettings._meta.get_field(name).verbose_name)
+        if name in SECRET_FIELDS:
+            changes.append({"field": name, "label": label, "old": None, "new": None, "secret": True})
+        else:
+            changes.append({"field": name, "label": label, "old": _shown(old), "new": _shown(new)})
+    if not changes:
+        return None
+    return SettingsChange.objects.create(
+        user=user if user is not None and user.is_authenticated else None, changes=changes
+    )
+
+
+def recent_changes() -> list[SettingsChange]:
+    return list(SettingsChange.objects.select_related("user")[:AUDIT_LOG_LENGTH])
