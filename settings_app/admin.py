@@ -1,4 +1,4 @@
-"""Django admin: the outgoing email settings and the connection test history, both read-only.
+"""Django admin: the outgoing email settings, the connection test history and the audit log, all read-only.
 
 Settings change only through the settings page, which validates them and can test them;
 the admin shows them without any secret (every EncryptedTextField is left out and only
@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from settings_app.fields import EncryptedTextField, UnreadableSecret
-from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
+from settings_app.models import ConnectionTestRun, OutgoingEmailSettings, SettingsChange
 
 
 class _ReadOnlyAdmin(admin.ModelAdmin):
@@ -100,3 +100,16 @@ class ConnectionTestRunAdmin(_ReadOnlyAdmin):
             for step in obj.steps
         ]
         return format_html_join("", "<div>{} &middot; {} {}</div>", rows)
+
+
+@admin.register(SettingsChange)
+class SettingsChangeAdmin(_ReadOnlyAdmin):
+    list_display = ("created_at", "user", "changed_fields")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    fields = ("created_at", "user", "changes")
+    readonly_fields = fields
+
+    @admin.display(description="Changed fields")
+    def changed_fields(self, obj: SettingsChange) -> str:
+        return ", ".join(item["label"] for item in obj.changes)

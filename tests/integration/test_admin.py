@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 
-from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
+from settings_app.models import ConnectionTestRun, OutgoingEmailSettings, SettingsChange
 
 pytestmark = pytest.mark.django_db
 SETTINGS_URL = "/admin/settings_app/outgoingemailsettings/1/change/"
@@ -86,3 +86,21 @@ def test_users_who_are_not_staff_are_sent_to_the_admin_login(client, django_user
     response = client.get("/admin/settings_app/connectiontestrun/")
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+def test_the_audit_log_is_listed_read_only_without_secrets(admin_client):
+    admin_client.post(
+        "/settings/outgoing-email/",
+        {"protocol": "smtp", "server": "mail.example.com", "port": "25", "connection_security": "none",
+         "use_secure_auth": "on", "username": "app", "password": "audit-secret-pw", "sender_email": "a@example.com",
+         "action": "save"},
+    )
+    listing = admin_client.get("/admin/settings_app/settingschange/")
+    assert listing.status_code == 200
+    assert "server" in listing.content.decode()
+    change = SettingsChange.objects.get()
+    detail = admin_client.get(f"/admin/settings_app/settingschange/{change.pk}/change/").content.decode()
+    assert "audit-secret-pw" not in detail
+    delete_url = f"/admin/settings_app/settingschange/{change.pk}/delete/"
+    assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403
+    assert SettingsChange.objects.count() == 1
