@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from settings_app.models import OutgoingEmailSettings
 from tests.fakes.fixtures import M365Tenant
 
 URL = "/settings/outgoing-email/"
@@ -41,6 +42,16 @@ def m365_form(tenant: M365Tenant, **overrides: str) -> dict[str, str]:
     }
     data.update(overrides)
     return data
+
+
+def form_of(record: OutgoingEmailSettings) -> dict[str, str]:
+    """A post that keeps ``record`` as saved (secrets blank: the saved ones are kept)."""
+    return {
+        name: str(value)
+        for name in ("protocol", "cloud", "server", "port", "connection_security", "username", "sender_email",
+                     "client_id", "tenant_id")
+        if (value := getattr(record, name)) is not None
+    }
 
 
 def steps_on_page(html: str) -> list[tuple[str, str, str]]:

@@ -8,7 +8,7 @@ import pytest
 
 from settings_app.connection_test import STEPS
 from settings_app.models import ConnectionTestRun
-from tests.integration.test_setup_guide import form_of
+from tests.integration.pages import form_of
 
 pytestmark = pytest.mark.django_db
 URL = "/settings/outgoing-email/"

@@ -9,34 +9,10 @@ import pytest
 from django.core.management import call_command
 
 from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
+from tests.integration.pages import URL, steps_on_page
+from tests.integration.pages import m365_form as form_data
 
 pytestmark = pytest.mark.django_db
-URL = "/settings/outgoing-email/"
-
-
-def form_data(tenant, **overrides) -> dict:
-    data = {
-        "protocol": "smtp_microsoft365",
-        "cloud": "global",
-        "server": tenant.smtp_host,
-        "port": str(tenant.smtp_port),
-        "connection_security": "starttls",
-        "username": tenant.mailbox,
-        "sender_email": tenant.mailbox,
-        "client_id": tenant.client_id,
-        "tenant_id": tenant.tenant_id,
-        "client_secret": str(tenant.client_secret),
-        "test_recipient": "someone@example.com",
-        "action": "save_and_test",
-    }
-    data.update(overrides)
-    return data
-
-
-def steps_on_page(html: str) -> list[tuple[str, str, str]]:
-    return re.findall(r'data-step="(\w+)" data-status="(\w+)"(?: data-code="([^"]+)")?', html)
-
-
 def test_save_and_test_shows_every_step_passing(admin_client, on_fakes, m365_tenant, fake_smtp):
     response = admin_client.post(URL, form_data(m365_tenant), follow=True)
     html = response.content.decode()

@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from settings_app.models import OutgoingEmailSettings
+from tests.integration.pages import form_of
 
 pytestmark = pytest.mark.django_db
 URL = "/settings/outgoing-email/setup/"
@@ -72,17 +73,3 @@ def test_the_expiry_date_is_saved_from_the_form(admin_client, m365_settings):
     data = {**form_of(m365_settings), "client_secret_expires_on": "2027-03-01", "action": "save"}
     assert admin_client.post(PAGE, data).status_code == 302
     assert OutgoingEmailSettings.load().client_secret_expires_on == datetime.date(2027, 3, 1)
-
-
-def form_of(record: OutgoingEmailSettings) -> dict:
-    return {
-        "protocol": record.protocol,
-        "cloud": record.cloud,
-        "server": record.server,
-        "port": str(record.port),
-        "connection_security": record.connection_security,
-        "username": record.username,
-        "sender_email": record.sender_email,
-        "client_id": record.client_id,
-        "tenant_id": record.tenant_id,
-    }
