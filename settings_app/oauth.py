@@ -93,38 +93,59 @@ def acquire_token(
     host = authority_host.split("://", 1)[-1].split("/", 1)[0].lower()
     session = _DeadlineSession(deadline, ssl_context, ca_bundle)
     try:
-        try:
-            app = msal.ConfidentialClientApplication(
-                client_id,
-                client_credential=client_secret,
-                authority=authority,
-                http_client=session,
-                token_cache=token_cache if token_cache is not None else msal.TokenCache(),
-                # Hosts msal does not know (a local fake, a proxy) have no instance metadata.
-                instance_discovery=host in WELL_KNOWN_AUTHORITY_HOSTS,
-            )
-        except ValueError as exc:
-            raise _discovery_error(exc, tenant_id) from None
-        result = app.acquire_token_for_client(scopes=[scope])
-    except TokenError:
-        raise
-    except DeadlineExceeded as exc:
-        raise TokenError("timeout", f"No answer from the identity service: {exc}.") from None
-    except requests.exceptions.RequestException as exc:
-        raise _transport_error(exc, host) from None
-    except MsalServiceError as exc:
-        status = re.search(r"\d{3}", str(exc))
-        code = f"http-{status.group()}" if status else "identity-error"
-        raise TokenError(code, f"The identity service answered with an error ({exc}).", str(exc)) from None
-    except ValueError:
-        raise TokenError(
-            "invalid-response", "The identity service's answer was not the JSON a token endpoint sends."
-        ) from None
+        outcome = _request_token(session, client_id, client_secret, authority, host, tenant_id, scope, token_cache)
     finally:
         session.close()
-    if "access_token" not in result:
-        raise _token_error(result)
-    return AccessToken(result["access_token"], int(result.get("expires_in", 0)), result.get("token_source", ""))
+    # Raised here, outside any except block, so the error has no __context__: the
+    # requests exception underneath holds the request, and its body the client secret.
+    if isinstance(outcome, TokenError):
+        raise outcome
+    if "access_token" not in outcome:
+        raise _token_error(outcome)
+    return AccessToken(outcome["access_token"], int(outcome.get("expires_in", 0)), outcome.get("token_source", ""))
+
+
+def _request_token(
+    session: requests.Session,
+    client_id: str,
+    client_secret: str,
+    authority: str,
+    host: str,
+    tenant_id: str,
+    scope: str,
+    token_cache: msal.TokenCache | None,
+) -> dict | TokenError:
+    """msal's answer, or the TokenError describing why there is none (returned, not raised)."""
+    try:
+        app = msal.ConfidentialClientApplication(
+            client_id,
+            client_credential=client_secret,
+            authority=authority,
+            http_client=session,
+            token_cache=token_cache if token_cache is not None else msal.TokenCache(),
+            # Hosts msal does not know (a local fake, a proxy) have no instance metadata.
+            instance_discovery=host in WELL_KNOWN_AUTHORITY_HOSTS,
+        )
+    except ValueError as exc:
+        return _discovery_error(exc, tenant_id)
+    except (DeadlineExceeded, requests.exceptions.RequestException, MsalServiceError) as exc:
+        return _failure(exc, host)
+    try:
+        return app.acquire_token_for_client(scopes=[scope])
+    except (DeadlineExceeded, requests.exceptions.RequestException, MsalServiceError) as exc:
+        return _failure(exc, host)
+    except ValueError:
+        return TokenError("invalid-response", "The identity service's answer was not the JSON a token endpoint sends.")
+
+
+def _failure(exc: Exception, host: str) -> TokenError:
+    if isinstance(exc, DeadlineExceeded):
+        return TokenError("timeout", f"No answer from the identity service: {exc}.")
+    if isinstance(exc, requests.exceptions.RequestException):
+        return _transport_error(exc, host)
+    status = re.search(r"\d{3}", str(exc))
+    code = f"http-{status.group()}" if status else "identity-error"
+    return TokenError(code, f"The identity service answered with an error ({exc}).", str(exc))
 
 
 def _token_error(result: dict) -> TokenError:

@@ -156,3 +156,26 @@ def test_a_national_cloud_asks_for_its_own_exchange_scope(m365_settings, fake_id
     token = next(step for step in result.steps if step.name == "token")
     assert token.status == "ok"
     assert result.token_claims["aud"].startswith("https://outlook.office365.us")
+
+
+def test_a_token_error_keeps_no_exception_context_holding_the_request(m365_tenant, ca_bundle_path):
+    """The requests exception underneath carries the request body, and so the client secret."""
+    from settings_app import oauth
+    from settings_app.deadline import Deadline
+    from settings_app.tls import trust_context
+    from tests.fakes.identity import FakeIdentity
+
+    intercepted = FakeIdentity(server_cert=tls.untrusted_server_cert())
+    with intercepted, pytest.raises(oauth.TokenError) as caught:
+        oauth.acquire_token(
+            client_id=m365_tenant.client_id,
+            tenant_id=m365_tenant.tenant_id,
+            client_secret=str(m365_tenant.client_secret),
+            authority_host=intercepted.authority_host,
+            scope=m365_tenant.scope,
+            deadline=Deadline(5),
+            ssl_context=trust_context(str(ca_bundle_path)),
+            ca_bundle=str(ca_bundle_path),
+        )
+    assert caught.value.code == "tls-untrusted"
+    assert caught.value.__context__ is None and caught.value.__cause__ is None
