@@ -47,6 +47,7 @@ MIDDLEWARE = [
     "settings_app.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -109,6 +110,10 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = envstr("DJANGO_LANGUAGE_CODE", "en")
+# The browser's Accept-Language (or the switcher's cookie) picks one of these; compiled
+# catalogs come from locale/ (bin/run-panel, bin/run-tests and bin/serve-production compile them).
+LANGUAGES = [("en", "English"), ("it", "Italiano")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = envstr("DJANGO_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

@@ -11,6 +11,8 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from settings_app.fields import EncryptedTextField, UnreadableSecret
 from settings_app.models import ConnectionTestRun, OutgoingEmailSettings, SettingsChange
@@ -48,24 +50,25 @@ class OutgoingEmailSettingsAdmin(_ReadOnlyAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
         return self.get_fields(request, obj)
 
-    @admin.display(description="Secrets")
+    @admin.display(description=_("Secrets"))
     def saved_secrets(self, obj: OutgoingEmailSettings) -> str:
         rows = [
             (field.verbose_name.capitalize(), _secret_status(getattr(obj, field.attname))) for field in _secret_fields()
         ]
         return format_html_join("", "<div>{}: {}</div>", rows)
 
-    @admin.display(description="Where to change them")
+    @admin.display(description=_("Where to change them"))
     def settings_page(self, obj: OutgoingEmailSettings) -> str:
         return format_html(
-            '<a href="{}">Settings &gt; Outgoing Email</a>, which validates and tests them', reverse("outgoing_email")
+            gettext('<a href="{url}">Settings &gt; Outgoing Email</a>, which validates and tests them'),
+            url=reverse("outgoing_email"),
         )
 
 
 def _secret_status(value: object) -> str:
     if isinstance(value, UnreadableSecret):
-        return "saved, but no configured encryption key decrypts it: enter it again"
-    return "saved" if value else "not set"
+        return gettext("saved, but no configured encryption key decrypts it: enter it again")
+    return gettext("saved") if value else gettext("not set")
 
 
 @admin.register(ConnectionTestRun)
@@ -88,12 +91,12 @@ class ConnectionTestRunAdmin(_ReadOnlyAdmin):
     )
     readonly_fields = fields
 
-    @admin.display(description="Failed step")
+    @admin.display(description=_("Failed step"))
     def failed_step_name(self, obj: ConnectionTestRun) -> str:
         step = obj.failed_step
         return step["name"] if step else "-"
 
-    @admin.display(description="Steps")
+    @admin.display(description=_("Steps"))
     def step_summary(self, obj: ConnectionTestRun) -> str:
         rows = [
             (step.get("status", ""), step.get("label") or step.get("name", ""), step.get("code", ""))
@@ -110,6 +113,6 @@ class SettingsChangeAdmin(_ReadOnlyAdmin):
     fields = ("created_at", "user", "changes")
     readonly_fields = fields
 
-    @admin.display(description="Changed fields")
+    @admin.display(description=_("Changed fields"))
     def changed_fields(self, obj: SettingsChange) -> str:
         return ", ".join(item["label"] for item in obj.changes)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
 
 @dataclass(frozen=True)
 class Cloud:
-    label: str
+    label: str | Promise
     authority_host: str
     scope: str
     smtp_host: str
@@ -19,19 +22,19 @@ class Cloud:
 
 CLOUDS: dict[str, Cloud] = {
     "global": Cloud(
-        "Global (Microsoft 365, GCC)",
+        _("Global (Microsoft 365, GCC)"),
         "https://login.microsoftonline.com",
         "https://outlook.office365.com/.default",
         "smtp.office365.com",
     ),
     "usgov": Cloud(
-        "US Government (GCC High)",
+        _("US Government (GCC High)"),
         "https://login.microsoftonline.us",
         "https://outlook.office365.us/.default",
         "smtp.office365.us",
     ),
     "china": Cloud(
-        "China (operated by 21Vianet)",
+        _("China (operated by 21Vianet)"),
         "https://login.partner.microsoftonline.cn",
         "https://partner.outlook.cn/.default",
         "smtp.partner.outlook.cn",

@@ -15,6 +15,8 @@ from email.utils import format_datetime, make_msgid
 
 from django.conf import settings as django_settings
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from settings_app import oauth, smtp
 from settings_app.clouds import CLOUDS, DEFAULT_CLOUD
@@ -24,16 +26,16 @@ from settings_app.tls import trust_context
 
 STEPS = ("dns", "connect", "ehlo", "starttls", "ehlo_tls", "token", "auth", "send", "send_as", "quit")
 STEP_LABELS = {
-    "dns": "Resolve the server name",
-    "connect": "Connect and read the greeting",
-    "ehlo": "Say EHLO",
-    "starttls": "Start TLS",
-    "ehlo_tls": "Say EHLO again over TLS",
-    "token": "Get an OAuth 2.0 token from Microsoft Entra ID",
-    "auth": "Authenticate",
-    "send": "Send a test message",
-    "send_as": "Send as a user (Use user's email as sender)",
-    "quit": "Say QUIT",
+    "dns": _("Resolve the server name"),
+    "connect": _("Connect and read the greeting"),
+    "ehlo": _("Say EHLO"),
+    "starttls": _("Start TLS"),
+    "ehlo_tls": _("Say EHLO again over TLS"),
+    "token": _("Get an OAuth 2.0 token from Microsoft Entra ID"),
+    "auth": _("Authenticate"),
+    "send": _("Send a test message"),
+    "send_as": _("Send as a user (Use user's email as sender)"),
+    "quit": _("Say QUIT"),
 }
 EXCHANGE_ROLE = "SMTP.SendAsApp"
 SHOWN_CLAIMS = ("aud", "tid", "appid", "roles", "exp")
@@ -73,7 +75,8 @@ class StepResult:
 
     @property
     def label(self) -> str:
-        return STEP_LABELS[self.name]
+        """In the active language."""
+        return str(STEP_LABELS[self.name])
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -122,7 +125,7 @@ class _Run:
     def run(self, name: str, action: Callable[[], str]) -> bool:
         step = self.steps[name]
         if self.failed:
-            step.detail = "Not run: an earlier step failed."
+            step.detail = gettext("Not run: an earlier step failed.")
             self._report(step)
             return False
         started = time.monotonic()
@@ -159,12 +162,14 @@ def _test_message(config: ConnectionSettings, sender: str, recipient: str) -> by
     message = EmailMessage()
     message["From"] = sender
     message["To"] = recipient
-    message["Subject"] = "mailadmin test message"
+    message["Subject"] = gettext("mailadmin test message")
     message["Date"] = format_datetime(timezone.now())
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     message.set_content(
-        "This message was sent by the connection test of the outgoing email settings.\n"
-        f"Server: {config.server}:{config.port}\n"
+        gettext("This message was sent by the connection test of the outgoing email settings.")
+        + "\n"
+        + gettext("Server: %(server)s:%(port)s") % {"server": config.server, "port": config.port}
+        + "\n"
     )
     return message.as_bytes()
 
@@ -174,14 +179,17 @@ def token_warnings(claims: dict, audience: str) -> list[str]:
     warnings = []
     if claims.get("aud") not in (audience, audience + "/", "00000002-0000-0ff1-ce00-000000000000"):
         warnings.append(
-            f"The token's audience is {claims.get('aud')!r}, not Exchange Online ({audience}): "
-            "Exchange will refuse it."
+            gettext("The token's audience is %(actual)s, not Exchange Online (%(audience)s): Exchange will refuse it.")
+            % {"actual": repr(claims.get("aud")), "audience": audience}
         )
     if EXCHANGE_ROLE not in (claims.get("roles") or []):
         warnings.append(
-            f"The token carries no {EXCHANGE_ROLE} role: add the application permission "
-            f"Office 365 Exchange Online > {EXCHANGE_ROLE} and grant admin consent "
-            "(not needed only if you use Exchange App RBAC)."
+            gettext(
+                "The token carries no %(role)s role: add the application permission "
+                "Office 365 Exchange Online > %(role)s and grant admin consent "
+                "(not needed only if you use Exchange App RBAC)."
+            )
+            % {"role": EXCHANGE_ROLE}
         )
     return warnings
 
@@ -248,7 +256,7 @@ def run_connection_test(
         full_claims = oauth.token_claims(token.value)
         claims.update({name: full_claims[name] for name in SHOWN_CLAIMS if name in full_claims})
         run.steps["token"].warnings = token_warnings(full_claims, cloud.token_audience)
-        return f"Token issued, valid for {token.expires_in} s."
+        return gettext("Token issued, valid for %(seconds)s s.") % {"seconds": token.expires_in}
 
     def do_auth() -> str:
         if config.is_microsoft365:
@@ -268,39 +276,41 @@ def run_connection_test(
             run.run("starttls", lambda: smtp.starttls(state["connection"], host, ssl_context, deadline))
             run.run("ehlo_tls", lambda: smtp.ehlo(state["connection"], host, deadline))
         else:
-            why = "The connection is already encrypted (SSL/TLS)." if security == "ssl_tls" else (
-                "Connection security is None: the connection is not encrypted."
+            why = (
+                gettext("The connection is already encrypted (SSL/TLS).")
+                if security == "ssl_tls"
+                else gettext("Connection security is None: the connection is not encrypted.")
             )
             run.skip("starttls", why)
             run.skip("ehlo_tls", why)
         if config.is_microsoft365:
             run.run("token", do_token)
         else:
-            run.skip("token", "Plain SMTP does not use OAuth 2.0.")
+            run.skip("token", gettext("Plain SMTP does not use OAuth 2.0."))
         if config.is_microsoft365 or config.use_secure_auth:
             run.run("auth", do_auth)
         else:
-            run.skip("auth", "Secure authentication is off.")
+            run.skip("auth", gettext("Secure authentication is off."))
         if test_recipient:
             run.run("send", send_from(config.sender_email))
         else:
-            run.skip("send", "No test recipient was given.")
+            run.skip("send", gettext("No test recipient was given."))
         if not config.use_user_email_as_sender:
-            run.skip("send_as", "'Use user's email as sender' is off.")
+            run.skip("send_as", gettext("'Use user's email as sender' is off."))
         elif not test_recipient:
-            run.skip("send_as", "No test recipient was given.")
+            run.skip("send_as", gettext("No test recipient was given."))
         elif not send_as:
-            run.skip("send_as", "Your account has no email address to send as.")
+            run.skip("send_as", gettext("Your account has no email address to send as."))
         else:
             run.run("send_as", send_from(send_as))
         if "connection" in state:
             if run.failed:
                 smtp.close(state["connection"])
-                run.skip("quit", "Connection closed after the failure.")
+                run.skip("quit", gettext("Connection closed after the failure."))
             else:
                 run.run("quit", lambda: smtp.quit_session(state["connection"], host, deadline))
         else:
-            run.skip("quit", "No connection was open.")
+            run.skip("quit", gettext("No connection was open."))
     finally:
         if "connection" in state:
             smtp.close(state["connection"])

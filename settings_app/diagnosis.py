@@ -1,8 +1,9 @@
 """From a failed step and its error code to what is wrong and how to fix it.
 
-Pure functions over a table: no I/O, no Django. ``diagnose`` fills the fixes with
-the administrator's own values and leaves a placeholder only where we cannot know
-the value (the Enterprise application's Object ID).
+Pure functions over a table: no I/O. ``diagnose`` fills the fixes with the
+administrator's own values and leaves a placeholder only where we cannot know
+the value (the Enterprise application's Object ID). The texts are in the active
+language (Django's gettext); codes and PowerShell commands are never translated.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
+
+from django.utils.translation import gettext as _
 
 if TYPE_CHECKING:
     from settings_app.connection_test import ConnectionSettings
@@ -123,19 +126,22 @@ def _entry(table: dict[str, _Builder], *codes: str):
 def _wrong_secret(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "The client secret is wrong",
-        "Microsoft Entra ID did not accept the client secret for this application.",
+        _("The client secret is wrong"),
+        _("Microsoft Entra ID did not accept the client secret for this application."),
         (
-            "The secret's ID was pasted instead of its Value (the most common mistake).",
-            "The secret was copied incompletely, or belongs to another app registration.",
+            _("The secret's ID was pasted instead of its Value (the most common mistake)."),
+            _("The secret was copied incompletely, or belongs to another app registration."),
         ),
         (
             Fix(
-                f"In the Azure portal open App registrations > the app {v.client_id} > Certificates & "
-                "secrets. A secret's Value is shown only once, when it is created: create a new client "
-                "secret, copy the Value column (not Secret ID) and paste it into Client Secret."
+                _(
+                    "In the Azure portal open App registrations > the app %(client_id)s > Certificates & "
+                    "secrets. A secret's Value is shown only once, when it is created: create a new client "
+                    "secret, copy the Value column (not Secret ID) and paste it into Client Secret."
+                )
+                % {"client_id": v.client_id}
             ),
-            Fix("Press Save and test again."),
+            Fix(_("Press Save and test again.")),
         ),
         "client-secret",
     )
@@ -145,15 +151,18 @@ def _wrong_secret(code: str, v: SetupValues, reply: str) -> Finding:
 def _expired_secret(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "The client secret has expired",
-        "Client secrets have an end date; this one has passed it.",
-        ("The secret reached the expiry chosen when it was created (at most 24 months).",),
+        _("The client secret has expired"),
+        _("Client secrets have an end date; this one has passed it."),
+        (_("The secret reached the expiry chosen when it was created (at most 24 months)."),),
         (
             Fix(
-                f"In the Azure portal open App registrations > the app {v.client_id} > Certificates & "
-                "secrets, create a new client secret and paste its Value into Client Secret."
+                _(
+                    "In the Azure portal open App registrations > the app %(client_id)s > Certificates & "
+                    "secrets, create a new client secret and paste its Value into Client Secret."
+                )
+                % {"client_id": v.client_id}
             ),
-            Fix("Note the new expiry date so you can renew it in time."),
+            Fix(_("Note the new expiry date so you can renew it in time.")),
         ),
         "client-secret",
     )
@@ -163,19 +172,22 @@ def _expired_secret(code: str, v: SetupValues, reply: str) -> Finding:
 def _app_not_found(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "The application is not known in this tenant",
-        f"Entra ID found no application with Client ID {v.client_id} in directory {v.tenant}.",
+        _("The application is not known in this tenant"),
+        _("Entra ID found no application with Client ID %(client_id)s in directory %(tenant)s.")
+        % {"client_id": v.client_id, "tenant": v.tenant},
         (
-            "The Client ID is wrong (for example the Object ID was pasted instead).",
-            "The Tenant ID belongs to another directory than the app registration.",
-            "The application has not been granted admin consent in this tenant.",
+            _("The Client ID is wrong (for example the Object ID was pasted instead)."),
+            _("The Tenant ID belongs to another directory than the app registration."),
+            _("The application has not been granted admin consent in this tenant."),
         ),
         (
             Fix(
-                "Open App registrations > your app > Overview and copy 'Application (client) ID' into "
-                "Client ID and 'Directory (tenant) ID' into Tenant ID."
+                _(
+                    "Open App registrations > your app > Overview and copy 'Application (client) ID' into "
+                    "Client ID and 'Directory (tenant) ID' into Tenant ID."
+                )
             ),
-            Fix("Under API permissions, press 'Grant admin consent' for the tenant."),
+            Fix(_("Under API permissions, press 'Grant admin consent' for the tenant.")),
         ),
         "app-registration",
     )
@@ -186,22 +198,25 @@ def _tenant_not_found(code: str, v: SetupValues, reply: str) -> Finding:
     bad_format = code == "AADSTS900023"
     return Finding(
         code,
-        "The tenant ID is not valid" if bad_format else "The tenant does not exist",
+        _("The tenant ID is not valid") if bad_format else _("The tenant does not exist"),
         (
-            f"'{v.tenant}' is neither a directory ID nor a domain of a Microsoft 365 tenant."
+            _("'%(tenant)s' is neither a directory ID nor a domain of a Microsoft 365 tenant.")
             if bad_format
-            else f"Microsoft Entra ID knows no tenant '{v.tenant}' in the chosen Microsoft cloud."
-        ),
+            else _("Microsoft Entra ID knows no tenant '%(tenant)s' in the chosen Microsoft cloud.")
+        )
+        % {"tenant": v.tenant},
         (
-            "The Tenant ID was mistyped or copied from the wrong place.",
-            "The tenant lives in another Microsoft cloud (US Government or China).",
+            _("The Tenant ID was mistyped or copied from the wrong place."),
+            _("The tenant lives in another Microsoft cloud (US Government or China)."),
         ),
         (
             Fix(
-                "Open App registrations > your app > Overview and copy 'Directory (tenant) ID' into "
-                "Tenant ID (the tenant's primary domain, such as contoso.onmicrosoft.com, works too)."
+                _(
+                    "Open App registrations > your app > Overview and copy 'Directory (tenant) ID' into "
+                    "Tenant ID (the tenant's primary domain, such as contoso.onmicrosoft.com, works too)."
+                )
             ),
-            Fix("Check the Microsoft cloud setting matches where your tenant is hosted."),
+            Fix(_("Check the Microsoft cloud setting matches where your tenant is hosted.")),
         ),
         "app-registration",
     )
@@ -211,17 +226,19 @@ def _tenant_not_found(code: str, v: SetupValues, reply: str) -> Finding:
 def _scope_or_resource(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "Exchange Online is not available to this application",
-        "Entra ID refused to issue a token for Exchange Online in this tenant.",
+        _("Exchange Online is not available to this application"),
+        _("Entra ID refused to issue a token for Exchange Online in this tenant."),
         (
-            "The Microsoft cloud setting does not match the tenant (each cloud has its own Exchange).",
-            "The tenant has no Exchange Online (no licence or subscription including it).",
+            _("The Microsoft cloud setting does not match the tenant (each cloud has its own Exchange)."),
+            _("The tenant has no Exchange Online (no licence or subscription including it)."),
         ),
         (
-            Fix("Choose the Microsoft cloud where your tenant is hosted."),
+            Fix(_("Choose the Microsoft cloud where your tenant is hosted.")),
             Fix(
-                "Make sure the tenant has Exchange Online, then add the application permission "
-                "Office 365 Exchange Online > SMTP.SendAsApp and grant admin consent."
+                _(
+                    "Make sure the tenant has Exchange Online, then add the application permission "
+                    "Office 365 Exchange Online > SMTP.SendAsApp and grant admin consent."
+                )
             ),
         ),
         "api-permissions",
@@ -232,33 +249,33 @@ def _scope_or_resource(code: str, v: SetupValues, reply: str) -> Finding:
 def _no_secret(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "No client secret was sent",
-        "The identity service needs the application's client secret.",
-        ("The Client Secret field is empty.",),
-        (Fix("Paste the secret's Value from Certificates & secrets into Client Secret."),),
+        _("No client secret was sent"),
+        _("The identity service needs the application's client secret."),
+        (_("The Client Secret field is empty."),),
+        (Fix(_("Paste the secret's Value from Certificates & secrets into Client Secret.")),),
         "client-secret",
     )
 
 
 def _identity_unreachable(code: str, v: SetupValues, reply: str) -> Finding:
     titles = {
-        "dns": "The identity service's name cannot be resolved",
-        "refused": "The identity service refused the connection",
-        "unreachable": "The identity service cannot be reached",
-        "timeout": "The identity service did not answer in time",
+        "dns": _("The identity service's name cannot be resolved"),
+        "refused": _("The identity service refused the connection"),
+        "unreachable": _("The identity service cannot be reached"),
+        "timeout": _("The identity service did not answer in time"),
     }
     return Finding(
         code,
         titles.get(code, titles["unreachable"]),
-        "This server could not talk to Microsoft Entra ID over HTTPS.",
+        _("This server could not talk to Microsoft Entra ID over HTTPS."),
         (
-            "Outbound HTTPS (port 443) to login.microsoftonline.com is blocked by a firewall.",
-            "A proxy is required: set HTTPS_PROXY for the panel's process.",
-            "DNS on this server does not resolve Microsoft's names.",
+            _("Outbound HTTPS (port 443) to login.microsoftonline.com is blocked by a firewall."),
+            _("A proxy is required: set HTTPS_PROXY for the panel's process."),
+            _("DNS on this server does not resolve Microsoft's names."),
         ),
         (
-            Fix("Allow outbound HTTPS from this server to the Microsoft cloud's login host."),
-            Fix("If your network needs a proxy, set HTTPS_PROXY in the panel's environment."),
+            Fix(_("Allow outbound HTTPS from this server to the Microsoft cloud's login host.")),
+            Fix(_("If your network needs a proxy, set HTTPS_PROXY in the panel's environment.")),
         ),
         "configure",
     )
@@ -272,13 +289,15 @@ for _code in ("dns", "refused", "unreachable", "timeout"):
 def _identity_tls(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "The identity service's certificate is not trusted",
-        "The HTTPS certificate presented for Microsoft Entra ID did not verify.",
-        ("A corporate proxy or firewall inspects TLS and re-signs certificates with its own CA.",),
+        _("The identity service's certificate is not trusted"),
+        _("The HTTPS certificate presented for Microsoft Entra ID did not verify."),
+        (_("A corporate proxy or firewall inspects TLS and re-signs certificates with its own CA."),),
         (
             Fix(
-                "Ask your network team for the inspection CA certificate (PEM) and point "
-                "MAILADMIN_CA_BUNDLE at it, or add it to the server's trust store."
+                _(
+                    "Ask your network team for the inspection CA certificate (PEM) and point "
+                    "MAILADMIN_CA_BUNDLE at it, or add it to the server's trust store."
+                )
             ),
         ),
         "configure",
@@ -289,10 +308,10 @@ def _identity_tls(code: str, v: SetupValues, reply: str) -> Finding:
 def _identity_garbled(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "The identity service gave an answer that is not Entra ID's",
-        "Something between this server and Microsoft answered instead of Entra ID.",
-        ("A proxy, captive portal or firewall page replaced the answer.",),
-        (Fix("Check the proxy settings of this server (HTTPS_PROXY) and retry."),),
+        _("The identity service gave an answer that is not Entra ID's"),
+        _("Something between this server and Microsoft answered instead of Entra ID."),
+        (_("A proxy, captive portal or firewall page replaced the answer."),),
+        (Fix(_("Check the proxy settings of this server (HTTPS_PROXY) and retry.")),),
         "configure",
     )
 
@@ -300,10 +319,10 @@ def _identity_garbled(code: str, v: SetupValues, reply: str) -> Finding:
 def _identity_http_error(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "Microsoft Entra ID is having trouble",
-        f"The identity service answered with HTTP {code.removeprefix('http-')}.",
-        ("A temporary outage at Microsoft, or a proxy error.",),
-        (Fix("Wait a few minutes and test again; check the Microsoft 365 service health page."),),
+        _("Microsoft Entra ID is having trouble"),
+        _("The identity service answered with HTTP %(status)s.") % {"status": code.removeprefix("http-")},
+        (_("A temporary outage at Microsoft, or a proxy error."),),
+        (Fix(_("Wait a few minutes and test again; check the Microsoft 365 service health page.")),),
         "configure",
     )
 
@@ -311,10 +330,15 @@ def _identity_http_error(code: str, v: SetupValues, reply: str) -> Finding:
 def _identity_other(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "Microsoft Entra ID refused to issue a token",
-        f"Entra ID answered: {reply or code}",
+        _("Microsoft Entra ID refused to issue a token"),
+        _("Entra ID answered: %(reply)s") % {"reply": reply or code},
         (),
-        (Fix(f"Look up {code} in Microsoft's AADSTS error reference and correct the app registration."),),
+        (
+            Fix(
+                _("Look up %(code)s in Microsoft's AADSTS error reference and correct the app registration.")
+                % {"code": code}
+            ),
+        ),
         "app-registration",
     )
 
@@ -326,10 +350,10 @@ def _identity_other(code: str, v: SetupValues, reply: str) -> Finding:
 def _smtp_dns(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "The mail server's name cannot be resolved",
-        f"DNS on this server does not know '{v.server}'.",
-        ("The Server field has a typo.", "This server's DNS cannot resolve external names."),
-        (Fix("For Microsoft 365 the server is smtp.office365.com (Global cloud)."),),
+        _("The mail server's name cannot be resolved"),
+        _("DNS on this server does not know '%(server)s'.") % {"server": v.server},
+        (_("The Server field has a typo."), _("This server's DNS cannot resolve external names.")),
+        (Fix(_("For Microsoft 365 the server is smtp.office365.com (Global cloud).")),),
         "configure",
     )
 
@@ -338,10 +362,13 @@ def _smtp_dns(code: str, v: SetupValues, reply: str) -> Finding:
 def _smtp_refused(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "The mail server refused the connection",
-        f"Nothing accepted a connection on {v.server}:{v.port}.",
-        ("The port is wrong (Microsoft 365 uses 587).", "A firewall rejects outbound connections to it."),
-        (Fix("Use port 587 with STARTTLS, and allow outbound TCP 587 from this server."),),
+        _("The mail server refused the connection"),
+        _("Nothing accepted a connection on %(server)s:%(port)s.") % {"server": v.server, "port": v.port},
+        (
+            _("The port is wrong (Microsoft 365 uses 587)."),
+            _("A firewall rejects outbound connections to it."),
+        ),
+        (Fix(_("Use port 587 with STARTTLS, and allow outbound TCP 587 from this server.")),),
         "configure",
     )
 
@@ -350,15 +377,15 @@ def _smtp_refused(code: str, v: SetupValues, reply: str) -> Finding:
 def _smtp_timeout(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "The mail server did not answer in time",
-        f"{v.server}:{v.port} stayed silent until the test's time ran out.",
+        _("The mail server did not answer in time"),
+        _("%(server)s:%(port)s stayed silent until the test's time ran out.") % {"server": v.server, "port": v.port},
         (
-            "A firewall silently drops outbound SMTP (many hosting providers block it).",
-            "The port expects implicit TLS (465) while the connection security is STARTTLS or None.",
+            _("A firewall silently drops outbound SMTP (many hosting providers block it)."),
+            _("The port expects implicit TLS (465) while the connection security is STARTTLS or None."),
         ),
         (
-            Fix("Allow outbound TCP to the server's port; check with your hosting provider."),
-            Fix("Match the connection security to the port: 587 = STARTTLS, 465 = SSL/TLS."),
+            Fix(_("Allow outbound TCP to the server's port; check with your hosting provider.")),
+            Fix(_("Match the connection security to the port: 587 = STARTTLS, 465 = SSL/TLS.")),
         ),
         "configure",
     )
@@ -368,13 +395,13 @@ def _smtp_timeout(code: str, v: SetupValues, reply: str) -> Finding:
 def _smtp_disconnected(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "The mail server closed the connection",
-        "The server hung up in the middle of the conversation.",
+        _("The mail server closed the connection"),
+        _("The server hung up in the middle of the conversation."),
         (
-            "The connection security does not match the port (SSL/TLS on 587, or STARTTLS on 465).",
-            "The server throttles or blocks this client's address.",
+            _("The connection security does not match the port (SSL/TLS on 587, or STARTTLS on 465)."),
+            _("The server throttles or blocks this client's address."),
         ),
-        (Fix("Match the connection security to the port: 587 = STARTTLS, 465 = SSL/TLS, then retry."),),
+        (Fix(_("Match the connection security to the port: 587 = STARTTLS, 465 = SSL/TLS, then retry.")),),
         "configure",
     )
 
@@ -383,15 +410,16 @@ def _smtp_disconnected(code: str, v: SetupValues, reply: str) -> Finding:
 def _no_starttls(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "The mail server does not offer STARTTLS",
-        f"{v.server} did not list STARTTLS after EHLO, so the connection cannot be encrypted.",
+        _("The mail server does not offer STARTTLS"),
+        _("%(server)s did not list STARTTLS after EHLO, so the connection cannot be encrypted.")
+        % {"server": v.server},
         (
-            "The server or port is not Exchange Online's submission service.",
-            "A firewall or antivirus 'SMTP inspection' strips STARTTLS from the server's answer.",
+            _("The server or port is not Exchange Online's submission service."),
+            _("A firewall or antivirus 'SMTP inspection' strips STARTTLS from the server's answer."),
         ),
         (
-            Fix("Use smtp.office365.com on port 587 for Microsoft 365."),
-            Fix("Turn off SMTP inspection on the firewall between this server and the Internet."),
+            Fix(_("Use smtp.office365.com on port 587 for Microsoft 365.")),
+            Fix(_("Turn off SMTP inspection on the firewall between this server and the Internet.")),
         ),
         "configure",
     )
@@ -401,14 +429,16 @@ def _no_starttls(code: str, v: SetupValues, reply: str) -> Finding:
 def _smtp_tls_failed(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "The TLS handshake failed",
-        f"{v.server}:{v.port} did not complete a TLS handshake.",
+        _("The TLS handshake failed"),
+        _("%(server)s:%(port)s did not complete a TLS handshake.") % {"server": v.server, "port": v.port},
         (
-            "The connection security does not match the port: SSL/TLS (implicit TLS) on a STARTTLS port "
-            "such as 587, or the reverse.",
-            "The server only offers TLS versions this server refuses.",
+            _(
+                "The connection security does not match the port: SSL/TLS (implicit TLS) on a STARTTLS port "
+                "such as 587, or the reverse."
+            ),
+            _("The server only offers TLS versions this server refuses."),
         ),
-        (Fix("Match the connection security to the port: 587 = STARTTLS, 465 = SSL/TLS."),),
+        (Fix(_("Match the connection security to the port: 587 = STARTTLS, 465 = SSL/TLS.")),),
         "configure",
     )
 
@@ -417,13 +447,18 @@ def _smtp_tls_failed(code: str, v: SetupValues, reply: str) -> Finding:
 def _smtp_tls_untrusted(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "The mail server's certificate is not trusted",
-        f"The TLS certificate presented for {v.server} did not verify against this server's trust store.",
+        _("The mail server's certificate is not trusted"),
+        _("The TLS certificate presented for %(server)s did not verify against this server's trust store.")
+        % {"server": v.server},
         (
-            "A firewall or proxy intercepts TLS and re-signs with its own CA.",
-            "The server uses a self-signed or private CA certificate.",
+            _("A firewall or proxy intercepts TLS and re-signs with its own CA."),
+            _("The server uses a self-signed or private CA certificate."),
         ),
-        (Fix("Point MAILADMIN_CA_BUNDLE at the CA certificate (PEM) that signs it, or add it to the trust store."),),
+        (
+            Fix(
+                _("Point MAILADMIN_CA_BUNDLE at the CA certificate (PEM) that signs it, or add it to the trust store.")
+            ),
+        ),
         "configure",
     )
 
@@ -432,10 +467,10 @@ def _smtp_tls_untrusted(code: str, v: SetupValues, reply: str) -> Finding:
 def _smtp_tls_hostname(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "The certificate does not match the server name",
-        f"The certificate is valid, but not for the name '{v.server}'.",
-        ("The Server field holds an IP address or an alias instead of the certificate's name.",),
-        (Fix("Enter the name the certificate is issued for (for Microsoft 365: smtp.office365.com)."),),
+        _("The certificate does not match the server name"),
+        _("The certificate is valid, but not for the name '%(server)s'.") % {"server": v.server},
+        (_("The Server field holds an IP address or an alias instead of the certificate's name."),),
+        (Fix(_("Enter the name the certificate is issued for (for Microsoft 365: smtp.office365.com).")),),
         "configure",
     )
 
@@ -444,13 +479,13 @@ def _smtp_tls_hostname(code: str, v: SetupValues, reply: str) -> Finding:
 def _no_xoauth2(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "The mail server does not offer OAuth 2.0 (XOAUTH2)",
-        f"{v.server} did not list AUTH XOAUTH2, which Microsoft 365 authentication needs.",
+        _("The mail server does not offer OAuth 2.0 (XOAUTH2)"),
+        _("%(server)s did not list AUTH XOAUTH2, which Microsoft 365 authentication needs.") % {"server": v.server},
         (
-            "The server is not Exchange Online.",
-            "The connection is not encrypted: Exchange offers AUTH only after STARTTLS.",
+            _("The server is not Exchange Online."),
+            _("The connection is not encrypted: Exchange offers AUTH only after STARTTLS."),
         ),
-        (Fix("Use smtp.office365.com, port 587, connection security STARTTLS."),),
+        (Fix(_("Use smtp.office365.com, port 587, connection security STARTTLS.")),),
         "configure",
     )
 
@@ -459,10 +494,10 @@ def _no_xoauth2(code: str, v: SetupValues, reply: str) -> Finding:
 def _no_auth(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "The mail server offers no authentication here",
-        f"{v.server} listed no AUTH mechanism this panel can use on this connection.",
-        ("Many servers offer AUTH only over an encrypted connection.",),
-        (Fix("Turn on STARTTLS (port 587) or SSL/TLS (port 465), or turn off secure authentication."),),
+        _("The mail server offers no authentication here"),
+        _("%(server)s listed no AUTH mechanism this panel can use on this connection.") % {"server": v.server},
+        (_("Many servers offer AUTH only over an encrypted connection."),),
+        (Fix(_("Turn on STARTTLS (port 587) or SSL/TLS (port 465), or turn off secure authentication.")),),
         "configure",
     )
 
@@ -472,45 +507,56 @@ def _auth_unsuccessful(code: str, v: SetupValues, reply: str) -> Finding:
     if not v.microsoft365:
         return Finding(
             code,
-            "The username or password was refused",
-            "The mail server did not accept the credentials.",
-            ("The username or password is wrong.", "The account may not send mail through this server."),
-            (Fix("Re-enter the password (it is write-only here) and check the username."),),
+            _("The username or password was refused"),
+            _("The mail server did not accept the credentials."),
+            (_("The username or password is wrong."), _("The account may not send mail through this server.")),
+            (Fix(_("Re-enter the password (it is write-only here) and check the username.")),),
             "configure",
         )
     return Finding(
         code,
-        "Exchange Online refused the token (535 5.7.3)",
-        f"The token is valid, but Exchange does not let this application send as {v.mailbox}. "
-        "Check these setup steps in this order:",
+        _("Exchange Online refused the token (535 5.7.3)"),
+        _(
+            "The token is valid, but Exchange does not let this application send as %(mailbox)s. "
+            "Check these setup steps in this order:"
+        )
+        % {"mailbox": v.mailbox},
         (
-            "The application's service principal is not registered in Exchange (New-ServicePrincipal).",
-            "It was registered with the App registration's Object ID instead of the Enterprise "
-            "application's Object ID.",
-            f"The service principal has no FullAccess permission on the mailbox {v.mailbox} "
-            "(Add-MailboxPermission).",
-            "The permission Office 365 Exchange Online > SMTP.SendAsApp is missing or has no admin consent.",
+            _("The application's service principal is not registered in Exchange (New-ServicePrincipal)."),
+            _(
+                "It was registered with the App registration's Object ID instead of the Enterprise "
+                "application's Object ID."
+            ),
+            _("The service principal has no FullAccess permission on the mailbox %(mailbox)s (Add-MailboxPermission).")
+            % {"mailbox": v.mailbox},
+            _("The permission Office 365 Exchange Online > SMTP.SendAsApp is missing or has no admin consent."),
         ),
         (
             Fix(
-                "1. Check that the service principal exists (run in Exchange Online PowerShell after "
-                "Connect-ExchangeOnline):",
+                _(
+                    "1. Check that the service principal exists (run in Exchange Online PowerShell after "
+                    "Connect-ExchangeOnline):"
+                ),
                 v.find_service_principal,
             ),
             Fix(
-                "2. If nothing is listed, or its ObjectId is not the one shown under Enterprise "
-                "applications (not App registrations), register it again:",
+                _(
+                    "2. If nothing is listed, or its ObjectId is not the one shown under Enterprise "
+                    "applications (not App registrations), register it again:"
+                ),
                 v.new_service_principal,
             ),
             Fix(
-                "3. Give it full access to the mailbox:",
+                _("3. Give it full access to the mailbox:"),
                 v.add_mailbox_permission,
             ),
             Fix(
-                "4. In the Azure portal, add the application permission Office 365 Exchange Online > "
-                "SMTP.SendAsApp and press 'Grant admin consent'."
+                _(
+                    "4. In the Azure portal, add the application permission Office 365 Exchange Online > "
+                    "SMTP.SendAsApp and press 'Grant admin consent'."
+                )
             ),
-            Fix("Exchange can take up to an hour to apply permission changes; test again afterwards."),
+            Fix(_("Exchange can take up to an hour to apply permission changes; test again afterwards.")),
         ),
         "service-principal",
     )
@@ -522,27 +568,26 @@ def _smtp_auth_disabled(code: str, v: SetupValues, reply: str) -> Finding:
     if "criteria" in lowered or "security defaults" in lowered:
         return Finding(
             code,
-            "A Microsoft Entra policy blocks SMTP authentication",
-            "Conditional Access or security defaults refuse this sign-in.",
-            ("Security defaults are on, or a Conditional Access policy blocks legacy/SMTP sign-ins.",),
-            (Fix("Exclude this application from the policy, or turn off security defaults for the tenant."),),
+            _("A Microsoft Entra policy blocks SMTP authentication"),
+            _("Conditional Access or security defaults refuse this sign-in."),
+            (_("Security defaults are on, or a Conditional Access policy blocks legacy/SMTP sign-ins."),),
+            (Fix(_("Exclude this application from the policy, or turn off security defaults for the tenant.")),),
             "smtp-auth",
             variant="policy",
         )
     tenant_wide = "for the tenant" in lowered
     mailbox_fix = Fix(
-        "Turn on SMTP AUTH for the mailbox:",
+        _("Turn on SMTP AUTH for the mailbox:"),
         v.enable_mailbox_smtp_auth,
     )
-    tenant_fix = Fix(
-        "Turn on SMTP AUTH for the organisation:", v.enable_tenant_smtp_auth
-    )
+    tenant_fix = Fix(_("Turn on SMTP AUTH for the organisation:"), v.enable_tenant_smtp_auth)
     return Finding(
         code,
-        "SMTP AUTH is disabled for the " + ("organisation" if tenant_wide else "mailbox"),
-        "Exchange Online has authenticated SMTP switched off"
-        + (" for the whole tenant." if tenant_wide else f" for {v.mailbox}."),
-        ("SMTP AUTH is off by default in new tenants and mailboxes.",),
+        _("SMTP AUTH is disabled for the organisation") if tenant_wide else _("SMTP AUTH is disabled for the mailbox"),
+        _("Exchange Online has authenticated SMTP switched off for the whole tenant.")
+        if tenant_wide
+        else _("Exchange Online has authenticated SMTP switched off for %(mailbox)s.") % {"mailbox": v.mailbox},
+        (_("SMTP AUTH is off by default in new tenants and mailboxes."),),
         (tenant_fix, mailbox_fix) if tenant_wide else (mailbox_fix, tenant_fix),
         "smtp-auth",
         variant="tenant" if tenant_wide else "mailbox",
@@ -553,10 +598,10 @@ def _smtp_auth_disabled(code: str, v: SetupValues, reply: str) -> Finding:
 def _not_authenticated(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "The server requires authentication before sending",
-        "The message was offered without a successful AUTH.",
-        ("'Use secure authentication' is off.",),
-        (Fix("Turn on 'Use secure authentication' and fill in the credentials."),),
+        _("The server requires authentication before sending"),
+        _("The message was offered without a successful AUTH."),
+        (_("'Use secure authentication' is off."),),
+        (Fix(_("Turn on 'Use secure authentication' and fill in the credentials.")),),
         "configure",
     )
 
@@ -565,10 +610,10 @@ def _not_authenticated(code: str, v: SetupValues, reply: str) -> Finding:
 def _send_hello_first(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "The server wanted EHLO before AUTH",
-        "The server refused AUTH because the conversation was not restarted after TLS.",
-        ("A device between this server and the mail server altered the conversation.",),
-        (Fix("Test again; if it persists, check for SMTP inspection on your firewall."),),
+        _("The server wanted EHLO before AUTH"),
+        _("The server refused AUTH because the conversation was not restarted after TLS."),
+        (_("A device between this server and the mail server altered the conversation."),),
+        (Fix(_("Test again; if it persists, check for SMTP inspection on your firewall.")),),
         "configure",
     )
 
@@ -579,16 +624,16 @@ def _send_as_denied(code: str, v: SetupValues, reply: str) -> Finding:
     sender = refused.group(1) if refused else v.sender
     return Finding(
         code,
-        "Exchange refused to send from this address (SendAsDenied)",
-        f"The mailbox {v.mailbox} may not send as {sender}.",
+        _("Exchange refused to send from this address (SendAsDenied)"),
+        _("The mailbox %(mailbox)s may not send as %(sender)s.") % {"mailbox": v.mailbox, "sender": sender},
         (
-            "Sender Email differs from the Username mailbox.",
-            "'Use user's email as sender' is on, but the mailbox has no Send As permission for users.",
+            _("Sender Email differs from the Username mailbox."),
+            _("'Use user's email as sender' is on, but the mailbox has no Send As permission for users."),
         ),
         (
-            Fix("Make Sender Email the same address as Username, or turn off 'Use user's email as sender'."),
+            Fix(_("Make Sender Email the same address as Username, or turn off 'Use user's email as sender'.")),
             Fix(
-                "Or grant Send As on that address to the application:",
+                _("Or grant Send As on that address to the application:"),
                 v.add_send_as(sender),
             ),
         ),
@@ -600,12 +645,12 @@ def _send_as_denied(code: str, v: SetupValues, reply: str) -> Finding:
 def _mailbox_logon_failure(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "Exchange could not open the mailbox",
-        f"Authentication worked but the application cannot open {v.mailbox}.",
-        ("The FullAccess permission is missing or still propagating.", "The mailbox has no licence."),
+        _("Exchange could not open the mailbox"),
+        _("Authentication worked but the application cannot open %(mailbox)s.") % {"mailbox": v.mailbox},
+        (_("The FullAccess permission is missing or still propagating."), _("The mailbox has no licence.")),
         (
             Fix(
-                "Give the application full access to the mailbox:",
+                _("Give the application full access to the mailbox:"),
                 v.add_mailbox_permission,
             ),
         ),
@@ -617,10 +662,10 @@ def _mailbox_logon_failure(code: str, v: SetupValues, reply: str) -> Finding:
 def _bad_user(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "The username is not a valid mailbox address",
-        f"Exchange did not accept '{v.mailbox}' as the mailbox to authenticate.",
-        ("Username must be the full address of the mailbox the application sends from.",),
-        (Fix("Enter the mailbox's primary SMTP address in Username (and Sender Email)."),),
+        _("The username is not a valid mailbox address"),
+        _("Exchange did not accept '%(mailbox)s' as the mailbox to authenticate.") % {"mailbox": v.mailbox},
+        (_("Username must be the full address of the mailbox the application sends from."),),
+        (Fix(_("Enter the mailbox's primary SMTP address in Username (and Sender Email).")),),
         "configure",
     )
 
@@ -628,10 +673,10 @@ def _bad_user(code: str, v: SetupValues, reply: str) -> Finding:
 def _smtp_transient(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "The mail server closed the session for now",
-        f"The server answered: {reply or code}",
-        ("Session time limit, throttling, or a temporary problem at the server.",),
-        (Fix("Test again in a few minutes; if it persists, check the server's service health."),),
+        _("The mail server closed the session for now"),
+        _("The server answered: %(reply)s") % {"reply": reply or code},
+        (_("Session time limit, throttling, or a temporary problem at the server."),),
+        (Fix(_("Test again in a few minutes; if it persists, check the server's service health.")),),
         "configure",
     )
 
@@ -639,10 +684,10 @@ def _smtp_transient(code: str, v: SetupValues, reply: str) -> Finding:
 def _smtp_other(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(
         code,
-        "The mail server refused the request",
-        f"The server answered: {reply or code}",
+        _("The mail server refused the request"),
+        _("The server answered: %(reply)s") % {"reply": reply or code},
         (),
-        (Fix("Read the server's reply in the technical details; it names the refused value."),),
+        (Fix(_("Read the server's reply in the technical details; it names the refused value.")),),
         "configure",
     )
 

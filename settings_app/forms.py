@@ -9,6 +9,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import DomainNameValidator, validate_ipv46_address
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from settings_app.clouds import CLOUDS, DEFAULT_CLOUD, MICROSOFT365_PORT
 from settings_app.fields import UnreadableSecret
@@ -19,12 +21,34 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 SECRET_FIELDS = ("password", "client_secret")
-SECRET_LABELS = {"password": "password", "client_secret": "client secret"}
+# Whole sentences per secret, so that a translation can agree in gender with each noun.
+SECRET_STATUS = {
+    "password": {
+        "unreadable": _("A password is saved but can no longer be decrypted: enter it again."),
+        "saved": _("A password is saved. Leave blank to keep it."),
+        "none": _("No password is saved."),
+        "lost": _(
+            "The saved password can no longer be decrypted (the encryption key changed or was lost). "
+            "Enter the password again."
+        ),
+        "missing": _("Enter the password."),
+    },
+    "client_secret": {
+        "unreadable": _("A client secret is saved but can no longer be decrypted: enter it again."),
+        "saved": _("A client secret is saved. Leave blank to keep it."),
+        "none": _("No client secret is saved."),
+        "lost": _(
+            "The saved client secret can no longer be decrypted (the encryption key changed or was lost). "
+            "Enter the client secret again."
+        ),
+        "missing": _("Enter the client secret."),
+    },
+}
 
 
 def validate_no_control_characters(value: str) -> None:
     if CONTROL_CHARACTERS.search(value):
-        raise ValidationError("Remove line breaks, tabs and other control characters.", code="control")
+        raise ValidationError(gettext("Remove line breaks, tabs and other control characters."), code="control")
 
 
 def validate_server(value: str) -> None:
@@ -35,7 +59,7 @@ def validate_server(value: str) -> None:
         pass
     if not HOSTNAME.match(value):
         raise ValidationError(
-            "Enter a host name such as smtp.office365.com, or an IP address.", code="invalid_host"
+            gettext("Enter a host name such as smtp.office365.com, or an IP address."), code="invalid_host"
         )
 
 
@@ -49,7 +73,7 @@ def validate_allowed_server(value: str) -> None:
         if host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
             return
     raise ValidationError(
-        "This server is not allowed here (MAILADMIN_ALLOWED_SMTP_HOSTS: %(allowed)s).",
+        gettext("This server is not allowed here (MAILADMIN_ALLOWED_SMTP_HOSTS: %(allowed)s)."),
         code="not_allowed",
         params={"allowed": ", ".join(allowed)},
     )
@@ -58,8 +82,10 @@ def validate_allowed_server(value: str) -> None:
 def validate_guid(value: str) -> None:
     if not GUID.match(value):
         raise ValidationError(
-            "Enter a GUID like 00000000-0000-0000-0000-000000000000 "
-            "(App registration > Overview > Application (client) ID).",
+            gettext(
+                "Enter a GUID like 00000000-0000-0000-0000-000000000000 "
+                "(App registration > Overview > Application (client) ID)."
+            ),
             code="invalid_guid",
         )
 
@@ -71,8 +97,9 @@ def validate_tenant(value: str) -> None:
         DomainNameValidator(accept_idna=False)(value)
     except ValidationError:
         raise ValidationError(
-            "Enter the Directory (tenant) ID, a GUID, or the tenant's domain such as "
-            "contoso.onmicrosoft.com.",
+            gettext(
+                "Enter the Directory (tenant) ID, a GUID, or the tenant's domain such as contoso.onmicrosoft.com."
+            ),
             code="invalid_tenant",
         ) from None
 
@@ -81,29 +108,31 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
     """The Outgoing Email page. Secrets are write-only: blank keeps the saved one."""
 
     password = forms.CharField(
+        label=_("Password"),
         required=False,
         max_length=1024,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         validators=[validate_no_control_characters],
     )
     client_secret = forms.CharField(
-        label="Client secret",
+        label=_("Client secret"),
         required=False,
         max_length=1024,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         validators=[validate_no_control_characters],
     )
     port = forms.IntegerField(
+        label=_("Port"),
         required=False,
         min_value=1,
         max_value=65535,
-        help_text="587 for STARTTLS (Microsoft 365), 465 for SSL/TLS, 25 for none.",
+        help_text=_("587 for STARTTLS (Microsoft 365), 465 for SSL/TLS, 25 for none."),
     )
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)
     test_recipient = forms.EmailField(
-        label="Test recipient",
+        label=_("Test recipient"),
         required=False,
-        help_text="Optional. With an address here, Save and test also sends a short test message.",
+        help_text=_("Optional. With an address here, Save and test also sends a short test message."),
     )
 
     class Meta:
@@ -124,18 +153,20 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         ]
         widgets = {"client_secret_expires_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
         help_texts = {
-            "protocol": "SMTP Microsoft 365 uses OAuth 2.0 (client credentials) as Exchange Online requires.",
-            "cloud": "Where your Microsoft 365 tenant is hosted; most tenants are Global.",
-            "server": "For Microsoft 365: smtp.office365.com.",
-            "use_secure_auth": "Authenticate to the server. Always on for Microsoft 365.",
-            "username": "For Microsoft 365: the mailbox the application connects as, e.g. noreply@contoso.com.",
-            "sender_email": "The From address. For Microsoft 365 use the same mailbox as Username.",
-            "use_user_email_as_sender": (
+            "protocol": _("SMTP Microsoft 365 uses OAuth 2.0 (client credentials) as Exchange Online requires."),
+            "cloud": _("Where your Microsoft 365 tenant is hosted; most tenants are Global."),
+            "server": _("For Microsoft 365: smtp.office365.com."),
+            "use_secure_auth": _("Authenticate to the server. Always on for Microsoft 365."),
+            "username": _("For Microsoft 365: the mailbox the application connects as, e.g. noreply@contoso.com."),
+            "sender_email": _("The From address. For Microsoft 365 use the same mailbox as Username."),
+            "use_user_email_as_sender": _(
                 "Send as the user who triggers a message. Microsoft 365 needs the Send As permission "
                 "(Add-RecipientPermission) for every such address."
             ),
-            "client_id": "Azure portal > App registrations > your app > Overview: Application (client) ID.",
-            "tenant_id": "Same page: Directory (tenant) ID (or the tenant's domain, e.g. contoso.onmicrosoft.com).",
+            "client_id": _("Azure portal > App registrations > your app > Overview: Application (client) ID."),
+            "tenant_id": _(
+                "Same page: Directory (tenant) ID (or the tenant's domain, e.g. contoso.onmicrosoft.com)."
+            ),
         }
 
     def __init__(self, *args, read_only: bool = False, **kwargs) -> None:
@@ -148,10 +179,10 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         self.fields["cloud"].required = False
         self.fields["client_id"].validators.append(validate_guid)
         self.fields["tenant_id"].validators.append(validate_tenant)
-        self.fields["password"].help_text = self._secret_status("password", "Password for plain SMTP.")
+        self.fields["password"].help_text = self._secret_status("password", gettext("Password for plain SMTP."))
         self.fields["client_secret"].help_text = self._secret_status(
             "client_secret",
-            "Azure portal > your app > Certificates & secrets: the secret's Value (not its Secret ID).",
+            gettext("Azure portal > your app > Certificates & secrets: the secret's Value (not its Secret ID)."),
         )
         if read_only:
             for field in self.fields.values():
@@ -160,7 +191,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         self.helper.form_tag = False
         self.helper.layout = Layout(
             Fieldset(
-                "Server",
+                gettext("Server"),
                 Field("protocol", data_protocol_select="1"),
                 Div("cloud", data_protocols=Protocol.MICROSOFT365),
                 "server",
@@ -168,7 +199,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
                 "connection_security",
             ),
             Fieldset(
-                "Authentication and sender",
+                gettext("Authentication and sender"),
                 Div("use_secure_auth", data_protocols=Protocol.SMTP),
                 "username",
                 Div("password", data_protocols=Protocol.SMTP),
@@ -176,26 +207,25 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
                 "use_user_email_as_sender",
             ),
             Fieldset(
-                "Microsoft Entra ID application",
+                gettext("Microsoft Entra ID application"),
                 "client_id",
                 "tenant_id",
                 "client_secret",
                 "client_secret_expires_on",
                 data_protocols=Protocol.MICROSOFT365,
             ),
-            Fieldset("Test", "test_recipient"),
+            Fieldset(gettext("Test"), "test_recipient"),
             "version",
         )
 
     def _secret_status(self, name: str, hint: str) -> str:
         saved = self.saved_secrets[name]
-        label = SECRET_LABELS[name]
         if isinstance(saved, UnreadableSecret):
-            status = f"A {label} is saved but can no longer be decrypted: enter it again."
+            status = SECRET_STATUS[name]["unreadable"]
         elif saved:
-            status = f"A {label} is saved. Leave blank to keep it."
+            status = SECRET_STATUS[name]["saved"]
         else:
-            status = f"No {label} is saved."
+            status = SECRET_STATUS[name]["none"]
         return f"{status} {hint}"
 
     def clean(self):
@@ -220,16 +250,19 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         posted = data.get("version")
         if posted is None or posted == self.instance.version:
             return
-        who = self.instance.updated_by.get_username() if self.instance.updated_by else "someone else"
+        who = self.instance.updated_by.get_username() if self.instance.updated_by else gettext("someone else")
         when = timezone.localtime(self.instance.updated_at).strftime("%Y-%m-%d %H:%M:%S")
         # Re-rendered with the current version, so saving again deliberately overwrites.
         self.data = self.data.copy()
         self.data["version"] = str(self.instance.version)
         raise ValidationError(
-            f"These settings were changed by {who} at {when} since you opened the page. Nothing was saved: "
-            "review your input below (kept as you typed it), then save again to overwrite their change, "
-            "or reload the page to see it.",
+            gettext(
+                "These settings were changed by %(who)s at %(when)s since you opened the page. Nothing was saved: "
+                "review your input below (kept as you typed it), then save again to overwrite their change, "
+                "or reload the page to see it."
+            ),
             code="conflict",
+            params={"who": who, "when": when},
         )
 
     def _clean_microsoft365(self, data: dict) -> None:
@@ -241,7 +274,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         if data.get("connection_security") == ConnectionSecurity.NONE:
             self.add_error(
                 "connection_security",
-                "Microsoft 365 sends the token only over an encrypted connection: choose STARTTLS (port 587).",
+                gettext("Microsoft 365 sends the token only over an encrypted connection: choose STARTTLS (port 587)."),
             )
         data["use_secure_auth"] = True
         self._require(data, "username", "client_id", "tenant_id")
@@ -251,29 +284,28 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
                 forms.EmailField().clean(username)
             except ValidationError:
                 self.add_error(
-                    "username", "For Microsoft 365 the username is the mailbox's address, e.g. noreply@contoso.com."
+                    "username",
+                    gettext("For Microsoft 365 the username is the mailbox's address, e.g. noreply@contoso.com."),
                 )
         self._require_secret(data, "client_secret")
 
     def _require(self, data: dict, *names: str) -> None:
-        label = dict(Protocol.choices).get(data.get("protocol"), "this protocol")
+        label = dict(Protocol.choices).get(data.get("protocol")) or gettext("this protocol")
         for name in names:
             if data.get(name) in (None, "") and name not in self.errors:
-                self.add_error(name, f"Required for {label}.")
+                self.add_error(
+                    name,
+                    ValidationError(gettext("Required for %(protocol)s."), params={"protocol": label}),
+                )
 
     def _require_secret(self, data: dict, name: str) -> None:
         if data.get(name) or name in self.errors:
             return
         saved = self.saved_secrets[name]
-        label = SECRET_LABELS[name]
         if isinstance(saved, UnreadableSecret):
-            self.add_error(
-                name,
-                f"The saved {label} can no longer be decrypted (the encryption key changed or was lost). "
-                f"Enter the {label} again.",
-            )
+            self.add_error(name, str(SECRET_STATUS[name]["lost"]))
         elif not saved:
-            self.add_error(name, f"Enter the {label}.")
+            self.add_error(name, str(SECRET_STATUS[name]["missing"]))
 
     def save(self, commit: bool = True) -> OutgoingEmailSettings:
         record = super().save(commit=False)

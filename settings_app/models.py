@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from settings_app.clouds import CLOUDS, DEFAULT_CLOUD, MICROSOFT365_PORT
 from settings_app.connection_test import ConnectionSettings
@@ -30,9 +32,9 @@ class Protocol(models.TextChoices):
 
 
 class ConnectionSecurity(models.TextChoices):
-    NONE = "none", "None"
+    NONE = "none", _("None")
     STARTTLS = "starttls", "STARTTLS"
-    SSL_TLS = "ssl_tls", "SSL/TLS (implicit TLS)"
+    SSL_TLS = "ssl_tls", _("SSL/TLS (implicit TLS)")
 
 
 class OutgoingEmailSettings(models.Model):
@@ -40,48 +42,55 @@ class OutgoingEmailSettings(models.Model):
 
     SINGLETON_PK = 1
 
-    protocol = models.CharField(max_length=32, choices=Protocol.choices, default=Protocol.MICROSOFT365)
+    protocol = models.CharField(_("protocol"), max_length=32, choices=Protocol.choices, default=Protocol.MICROSOFT365)
     cloud = models.CharField(
-        "Microsoft cloud",
+        _("Microsoft cloud"),
         max_length=16,
         choices=[(key, cloud.label) for key, cloud in CLOUDS.items()],
         default=DEFAULT_CLOUD,
     )
-    server = models.CharField(max_length=253, blank=True, default=CLOUDS[DEFAULT_CLOUD].smtp_host)
+    server = models.CharField(_("server"), max_length=253, blank=True, default=CLOUDS[DEFAULT_CLOUD].smtp_host)
     port = models.PositiveIntegerField(
-        default=MICROSOFT365_PORT, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+        _("port"), default=MICROSOFT365_PORT, validators=[MinValueValidator(1), MaxValueValidator(65535)]
     )
     connection_security = models.CharField(
-        max_length=16, choices=ConnectionSecurity.choices, default=ConnectionSecurity.STARTTLS
+        _("connection security"), max_length=16, choices=ConnectionSecurity.choices, default=ConnectionSecurity.STARTTLS
     )
-    use_secure_auth = models.BooleanField("Use secure authentication", default=True)
-    username = models.CharField(max_length=254, blank=True)
-    password = EncryptedTextField(blank=True)
-    sender_email = models.EmailField("Sender email", blank=True)
-    use_user_email_as_sender = models.BooleanField("Use user's email as sender", default=False)
-    client_id = models.CharField("Client ID", max_length=36, blank=True)
-    tenant_id = models.CharField("Tenant ID", max_length=253, blank=True)
-    client_secret = EncryptedTextField(blank=True)
+    use_secure_auth = models.BooleanField(_("Use secure authentication"), default=True)
+    username = models.CharField(_("username"), max_length=254, blank=True)
+    password = EncryptedTextField(_("password"), blank=True)
+    sender_email = models.EmailField(_("Sender email"), blank=True)
+    use_user_email_as_sender = models.BooleanField(_("Use user's email as sender"), default=False)
+    client_id = models.CharField(_("Client ID"), max_length=36, blank=True)
+    tenant_id = models.CharField(_("Tenant ID"), max_length=253, blank=True)
+    client_secret = EncryptedTextField(_("client secret"), blank=True)
     client_secret_expires_on = models.DateField(
-        "Secret expires on",
+        _("Secret expires on"),
         null=True,
         blank=True,
-        help_text="Optional: the expiry shown next to the secret in Certificates & secrets; the page warns ahead.",
+        help_text=_(
+            "Optional: the expiry shown next to the secret in Certificates & secrets; the page warns ahead."
+        ),
     )
 
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("updated by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     # Incremented by every save; a form posted against an older version was edited concurrently.
-    version = models.PositiveIntegerField(default=0, editable=False)
+    version = models.PositiveIntegerField(_("version"), default=0, editable=False)
 
     class Meta:
-        verbose_name = "outgoing email settings"
-        verbose_name_plural = "outgoing email settings"
+        verbose_name = _("outgoing email settings")
+        verbose_name_plural = _("outgoing email settings")
 
     def __str__(self) -> str:
-        return "Outgoing email settings"
+        return gettext("Outgoing email settings")
 
     def save(self, *args, **kwargs) -> None:
         self.pk = self.SINGLETON_PK
@@ -134,23 +143,30 @@ class OutgoingEmailSettings(models.Model):
 class ConnectionTestRun(models.Model):
     """One run of the connection test: who, when, and each step's outcome. Never a secret."""
 
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
-    trigger = models.CharField(max_length=16, default="page")
-    outcome = models.CharField(max_length=16)
-    duration_ms = models.PositiveIntegerField(default=0)
-    protocol = models.CharField(max_length=32)
-    server = models.CharField(max_length=253)
-    steps = models.JSONField(default=list)
-    token_claims = models.JSONField(default=dict, blank=True)
+    trigger = models.CharField(_("trigger"), max_length=16, default="page")
+    outcome = models.CharField(_("outcome"), max_length=16)
+    duration_ms = models.PositiveIntegerField(_("duration ms"), default=0)
+    protocol = models.CharField(_("protocol"), max_length=32)
+    server = models.CharField(_("server"), max_length=253)
+    steps = models.JSONField(_("steps"), default=list)
+    token_claims = models.JSONField(_("token claims"), default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        verbose_name = _("connection test run")
+        verbose_name_plural = _("connection test runs")
 
     def __str__(self) -> str:
-        return f"Connection test {self.pk}: {self.outcome}"
+        return gettext("Connection test %(pk)s: %(outcome)s") % {"pk": self.pk, "outcome": self.outcome}
 
     @property
     def failed_step(self) -> dict | None:
@@ -164,14 +180,21 @@ class SettingsChange(models.Model):
     are never stored, only that they changed.
     """
 
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
-    changes = models.JSONField(default=list)
+    changes = models.JSONField(_("changes"), default=list)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        verbose_name = _("settings change")
+        verbose_name_plural = _("settings changes")
 
     def __str__(self) -> str:
-        return f"Settings change {self.pk}"
+        return gettext("Settings change %(pk)s") % {"pk": self.pk}

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.utils.translation import gettext as _
+
 from settings_app.diagnosis import SetupValues
 
 INSTALL_MODULE = (
@@ -24,80 +26,97 @@ class GuideStep:
 
 
 def guide_steps(v: SetupValues) -> list[GuideStep]:
+    """The steps in order, in the active language (the commands are never translated)."""
     return [
         GuideStep(
             "app-registration",
-            "Register the application in Microsoft Entra ID",
+            _("Register the application in Microsoft Entra ID"),
             (
-                "Azure portal > App registrations > New registration; name it after this product.",
-                f"From its Overview page copy Application (client) ID (yours: {v.client_id}) and "
-                f"Directory (tenant) ID (yours: {v.tenant}) into this panel.",
+                _("Azure portal > App registrations > New registration; name it after this product."),
+                _(
+                    "From its Overview page copy Application (client) ID (yours: %(client_id)s) and "
+                    "Directory (tenant) ID (yours: %(tenant)s) into this panel."
+                )
+                % {"client_id": v.client_id, "tenant": v.tenant},
             ),
         ),
         GuideStep(
             "api-permissions",
-            "Add the SMTP permission",
+            _("Add the SMTP permission"),
             (
-                "API permissions > Add a permission > APIs my organization uses > Office 365 Exchange Online > "
-                "Application permissions > SMTP.SendAsApp.",
+                _(
+                    "API permissions > Add a permission > APIs my organization uses > Office 365 Exchange Online > "
+                    "Application permissions > SMTP.SendAsApp."
+                ),
             ),
         ),
         GuideStep(
             "admin-consent",
-            "Grant admin consent",
-            ("Still under API permissions, press 'Grant admin consent for <your organisation>'.",),
+            _("Grant admin consent"),
+            (_("Still under API permissions, press 'Grant admin consent for <your organisation>'."),),
         ),
         GuideStep(
             "service-principal",
-            "Register the service principal in Exchange Online",
+            _("Register the service principal in Exchange Online"),
             (
-                "In PowerShell, install the Exchange Online module and connect as an Exchange administrator.",
-                "Register the application's service principal. The Object ID is the one shown under "
-                "Enterprise applications (not App registrations) for the same application.",
-                "Check it is listed:",
+                _("In PowerShell, install the Exchange Online module and connect as an Exchange administrator."),
+                _(
+                    "Register the application's service principal. The Object ID is the one shown under "
+                    "Enterprise applications (not App registrations) for the same application."
+                ),
+                _("Check it is listed:"),
             ),
             (INSTALL_MODULE, v.new_service_principal, v.find_service_principal),
         ),
         GuideStep(
             "mailbox-permission",
-            "Give the application full access to the mailbox",
-            (f"Allow the service principal to use the mailbox {v.mailbox}:",),
+            _("Give the application full access to the mailbox"),
+            (_("Allow the service principal to use the mailbox %(mailbox)s:") % {"mailbox": v.mailbox},),
             (v.add_mailbox_permission,),
         ),
         GuideStep(
             "smtp-auth",
-            "Turn on SMTP AUTH for the mailbox",
+            _("Turn on SMTP AUTH for the mailbox"),
             (
-                "Exchange Online has authenticated SMTP off by default. Turn it on for the mailbox; if the "
-                "organisation has it off too, turn it on there as well.",
+                _(
+                    "Exchange Online has authenticated SMTP off by default. Turn it on for the mailbox; if the "
+                    "organisation has it off too, turn it on there as well."
+                ),
             ),
             (v.enable_mailbox_smtp_auth, v.enable_tenant_smtp_auth),
         ),
         GuideStep(
             "client-secret",
-            "Create a client secret",
+            _("Create a client secret"),
             (
-                "App registrations > your app > Certificates & secrets > New client secret.",
-                "Copy the Value column at once (it is shown only now), not the Secret ID, and note its "
-                "expiry date in 'Secret expires on'.",
+                _("App registrations > your app > Certificates & secrets > New client secret."),
+                _(
+                    "Copy the Value column at once (it is shown only now), not the Secret ID, and note its "
+                    "expiry date in 'Secret expires on'."
+                ),
             ),
         ),
         GuideStep(
             "configure",
-            "Fill in this panel",
+            _("Fill in this panel"),
             (
-                "Protocol: SMTP Microsoft 365. Server: smtp.office365.com. Port: 587. Connection security: "
-                "STARTTLS.",
-                f"Username and Sender Email: the same mailbox ({v.mailbox}). 'Use user's email as sender': off.",
-                "Client ID, Tenant ID and Client secret from the steps above, then press Save and test.",
+                _(
+                    "Protocol: SMTP Microsoft 365. Server: smtp.office365.com. Port: 587. Connection security: "
+                    "STARTTLS."
+                ),
+                _("Username and Sender Email: the same mailbox (%(mailbox)s). 'Use user's email as sender': off.")
+                % {"mailbox": v.mailbox},
+                _("Client ID, Tenant ID and Client secret from the steps above, then press Save and test."),
             ),
         ),
         GuideStep(
             "send-as",
-            "Optional: send as other users",
+            _("Optional: send as other users"),
             (
-                "With 'Use user's email as sender' on, grant the application Send As on every address it "
-                "may send from, for example:",
+                _(
+                    "With 'Use user's email as sender' on, grant the application Send As on every address it "
+                    "may send from, for example:"
+                ),
             ),
             (v.add_send_as("<user address>"),),
         ),

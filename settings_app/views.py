@@ -13,8 +13,9 @@ from django.db import transaction
 from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.decorators import method_decorator
+from django.utils.translation import gettext
 from django.views import View
 from django.views.decorators.debug import sensitive_post_parameters
 
@@ -70,7 +71,7 @@ class OutgoingEmailView(View):
             if not form.is_valid():
                 if streaming:
                     return JsonResponse({"event": "invalid"}, status=400)
-                messages.error(request, "Nothing was saved: correct the fields marked below.")
+                messages.error(request, gettext("Nothing was saved: correct the fields marked below."))
                 return self._render(request, form, OutgoingEmailSettings.load(), True)
             settings = form.save(commit=False)
             settings.updated_by = request.user
@@ -79,19 +80,18 @@ class OutgoingEmailView(View):
         recipient = form.cleaned_data.get("test_recipient", "")
         request.session["test_recipient"] = recipient
         if request.POST.get("action") != "save_and_test":
-            messages.success(request, "Settings saved.")
+            messages.success(request, gettext("Settings saved."))
             return redirect("outgoing_email")
         wait = seconds_until_next_test(request.user, django_settings.MAILADMIN_TEST_RATE_LIMIT)
         if wait:
-            message = (
-                f"Settings saved, but not tested: you may start {django_settings.MAILADMIN_TEST_RATE_LIMIT} "
-                f"tests a minute. Try again in {wait} s."
-            )
+            message = gettext(
+                "Settings saved, but not tested: you may start %(limit)s tests a minute. Try again in %(wait)s s."
+            ) % {"limit": django_settings.MAILADMIN_TEST_RATE_LIMIT, "wait": wait}
             if streaming:
                 return JsonResponse({"event": "rate-limited", "message": message}, status=429)
             messages.error(request, message, extra_tags="rate-limited")
             return redirect("outgoing_email")
-        messages.success(request, "Settings saved. The connection test ran; its result is below.")
+        messages.success(request, gettext("Settings saved. The connection test ran; its result is below."))
         test = _ConnectionTest(settings, recipient, request.user)
         if streaming:
             return StreamingHttpResponse(test.stream(), content_type="application/x-ndjson")
@@ -123,6 +123,8 @@ class _ConnectionTest:
         self.settings = settings
         self.recipient = recipient
         self.user = user
+        # The request's language; the streaming worker thread does not inherit the activation.
+        self.language = translation.get_language()
 
     def _execute(self, on_step=None) -> ConnectionTestResult:
         return run_connection_test(
@@ -142,17 +144,19 @@ class _ConnectionTest:
 
         def work() -> None:
             try:
-                outcome["result"] = self._execute(on_step=completed.put)
+                with translation.override(self.language):
+                    outcome["result"] = self._execute(on_step=lambda step: completed.put(step.as_dict()))
             finally:
                 completed.put(None)
 
         threading.Thread(target=work, name="connection-test", daemon=True).start()
         while (step := completed.get()) is not None:
-            yield json.dumps({"event": "step", **step.as_dict()}, default=str) + "\n"
+            yield json.dumps({"event": "step", **step}, default=str) + "\n"
         if "result" not in outcome:
             yield json.dumps({"event": "error"}) + "\n"
             return
-        run = record_test_run(outcome["result"], self.settings, user=self.user)
+        with translation.override(self.language):
+            run = record_test_run(outcome["result"], self.settings, user=self.user)
         yield json.dumps({"event": "done", "outcome": run.outcome, "url": _result_url(run)}) + "\n"
 
 

@@ -72,7 +72,8 @@
     if (step.code) { item.setAttribute("data-code", step.code); }
     var badge = document.createElement("span");
     badge.className = "badge me-1 " + (badges[step.status] || "text-bg-secondary");
-    badge.textContent = step.status;
+    var label = panel.querySelector("[data-status-label='" + step.status + "']");
+    badge.textContent = label ? label.textContent : step.status;
     item.appendChild(badge);
     item.appendChild(document.createTextNode(step.label + (step.status === "skipped" ? "" : " (" + step.elapsed_ms + " ms)")));
     list.appendChild(item);

@@ -5,6 +5,7 @@ import secrets
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
+from django.utils.translation import gettext
 
 
 class Command(BaseCommand):
@@ -20,15 +21,22 @@ class Command(BaseCommand):
     def handle(self, *args, url: str, **options):
         User = get_user_model()
         if User.objects.filter(is_superuser=True).exists():
-            self.stdout.write(f"Log in at {url} with your administrator account.")
+            self.stdout.write(gettext("Log in at %(url)s with your administrator account.") % {"url": url})
             return
         username = os.environ.get("DJANGO_SUPERUSER_USERNAME", "admin")
         password = os.environ.get("DJANGO_SUPERUSER_PASSWORD") or secrets.token_urlsafe(12)
         User.objects.create_superuser(username=username, email="", password=password)
-        shown = password if "DJANGO_SUPERUSER_PASSWORD" not in os.environ else "(the one in DJANGO_SUPERUSER_PASSWORD)"
+        shown = (
+            password
+            if "DJANGO_SUPERUSER_PASSWORD" not in os.environ
+            else gettext("(the one in DJANGO_SUPERUSER_PASSWORD)")
+        )
         self.stdout.write(
             self.style.SUCCESS(
-                f"Created the first administrator.\n  URL:      {url}\n  Username: {username}\n"
-                f"  Password: {shown}\nChange the password after logging in (it is shown only now)."
+                gettext(
+                    "Created the first administrator.\n  URL:      %(url)s\n  Username: %(username)s\n"
+                    "  Password: %(password)s\nChange the password after logging in (it is shown only now)."
+                )
+                % {"url": url, "username": username, "password": shown}
             )
         )

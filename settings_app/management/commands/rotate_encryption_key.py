@@ -7,6 +7,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from django.db import models, transaction
 from django.db.models.functions import Cast
+from django.utils.translation import gettext, ngettext
 
 from settings_app import crypto
 from settings_app.fields import EncryptedTextField
@@ -23,7 +24,11 @@ class _Secret:
 
     @property
     def name(self) -> str:
-        return f"the {self.field.verbose_name} of the {self.model._meta.verbose_name} (pk {self.pk})"
+        return gettext("the %(field)s of the %(model)s (pk %(pk)s)") % {
+            "field": self.field.verbose_name,
+            "model": self.model._meta.verbose_name,
+            "pk": self.pk,
+        }
 
 
 class Command(BaseCommand):
@@ -37,7 +42,9 @@ class Command(BaseCommand):
         try:
             crypto.check_keys()
         except ImproperlyConfigured as exc:
-            raise CommandError(f"{exc} Fix MAILADMIN_ENCRYPTION_KEYS; nothing was changed.") from None
+            raise CommandError(
+                gettext("%(problem)s Fix MAILADMIN_ENCRYPTION_KEYS; nothing was changed.") % {"problem": exc}
+            ) from None
         with transaction.atomic():
             secrets = _stored_secrets()
             rotated = [(secret, self._reencrypt(secret)) for secret in secrets]
@@ -48,9 +55,14 @@ class Command(BaseCommand):
                 )
         self.stdout.write(
             self.style.SUCCESS(
-                f"Re-encrypted {len(rotated)} secret{'' if len(rotated) == 1 else 's'} with the first key of "
-                "MAILADMIN_ENCRYPTION_KEYS. Keys after the first are no longer needed for stored secrets: "
-                "remove them and restart."
+                ngettext(
+                    "Re-encrypted %(count)d secret with the first key of MAILADMIN_ENCRYPTION_KEYS. Keys after "
+                    "the first are no longer needed for stored secrets: remove them and restart.",
+                    "Re-encrypted %(count)d secrets with the first key of MAILADMIN_ENCRYPTION_KEYS. Keys after "
+                    "the first are no longer needed for stored secrets: remove them and restart.",
+                    len(rotated),
+                )
+                % {"count": len(rotated)}
             )
         )
 
@@ -60,9 +72,12 @@ class Command(BaseCommand):
             return crypto.reencrypt(secret.ciphertext)
         except crypto.SecretUnreadable:
             raise CommandError(
-                f"Cannot decrypt {secret.name} with any key in MAILADMIN_ENCRYPTION_KEYS. Add the key it was "
-                "encrypted with after the new first key and run this command again, or enter that secret again "
-                "on the Outgoing Email settings page. Nothing was changed."
+                gettext(
+                    "Cannot decrypt %(secret)s with any key in MAILADMIN_ENCRYPTION_KEYS. Add the key it was "
+                    "encrypted with after the new first key and run this command again, or enter that secret again "
+                    "on the Outgoing Email settings page. Nothing was changed."
+                )
+                % {"secret": secret.name}
             ) from None
 
 

@@ -5,6 +5,7 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
+from django.utils.translation import gettext
 
 from settings_app.connection_test import run_connection_test
 from settings_app.history import record_test_run
@@ -29,13 +30,18 @@ class Command(BaseCommand):
             try:
                 validate_email(to)
             except ValidationError:
-                raise CommandError(f"--to: '{to}' is not a valid email address.") from None
+                raise CommandError(
+                    gettext("--to: '%(address)s' is not a valid email address.") % {"address": to}
+                ) from None
         settings = OutgoingEmailSettings.load()
         unreadable = settings.unreadable_secrets()
         if unreadable:
             raise CommandError(
-                f"The saved {', '.join(unreadable)} can no longer be decrypted with MAILADMIN_ENCRYPTION_KEYS: "
-                "restore the old key or enter the secret again on the settings page."
+                gettext(
+                    "The saved %(secrets)s can no longer be decrypted with MAILADMIN_ENCRYPTION_KEYS: "
+                    "restore the old key or enter the secret again on the settings page."
+                )
+                % {"secrets": ", ".join(unreadable)}
             )
         result = run_connection_test(settings.to_connection_settings(), test_recipient=to, timeout=timeout)
         run = record_test_run(result, settings, trigger="command")
@@ -54,9 +60,9 @@ class Command(BaseCommand):
             style = {"ok": self.style.SUCCESS, "failed": self.style.ERROR}.get(step.status, str)
             self.stdout.write(style(line))
             if step.status == "failed":
-                self.stdout.write(f"         code: {step.code}")
+                self.stdout.write("         " + gettext("code: %(code)s") % {"code": step.code})
                 if step.reply:
-                    self.stdout.write(f"         server said: {step.reply}")
+                    self.stdout.write("         " + gettext("server said: %(reply)s") % {"reply": step.reply})
                 if step.finding:
                     self.stdout.write(f"         {step.finding.title}. {step.finding.explanation}")
                     for fix in step.finding.fixes:
@@ -64,11 +70,12 @@ class Command(BaseCommand):
                         for command_line in fix.command.splitlines():
                             self.stdout.write(f"             {command_line}")
             for warning in step.warnings:
-                self.stdout.write(self.style.WARNING(f"         warning: {warning}"))
+                shown = "         " + gettext("warning: %(warning)s") % {"warning": warning}
+                self.stdout.write(self.style.WARNING(shown))
         self.stdout.write(
-            self.style.SUCCESS("Connection test passed.") if result.outcome == "success" else self.style.ERROR(
-                "Connection test failed."
-            )
+            self.style.SUCCESS(gettext("Connection test passed."))
+            if result.outcome == "success"
+            else self.style.ERROR(gettext("Connection test failed."))
         )
 
 
