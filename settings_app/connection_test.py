@@ -264,9 +264,13 @@ def run_connection_test(
         return smtp.authenticate_password(state["connection"], host, config.username, config.password, deadline)
 
     def send_from(sender: str) -> Callable[[], str]:
-        return lambda: smtp.send_message(
-            state["connection"], host, sender, [test_recipient], _test_message(config, sender, test_recipient), deadline
-        )
+        def send() -> str:
+            # Before the message is built: email raises outside any step on such addresses.
+            smtp.require_sendable("sender or recipient address", sender, test_recipient)
+            message = _test_message(config, sender, test_recipient)
+            return smtp.send_message(state["connection"], host, sender, [test_recipient], message, deadline)
+
+        return send
 
     try:
         run.run("dns", do_dns)

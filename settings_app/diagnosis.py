@@ -658,6 +658,21 @@ def _mailbox_logon_failure(code: str, v: SetupValues, reply: str) -> Finding:
     )
 
 
+@_entry(_SMTP, "non-ascii", "control-characters")
+def _unsendable_value(code: str, v: SetupValues, reply: str) -> Finding:
+    return Finding(
+        code,
+        _("A value cannot be sent over SMTP"),
+        _(
+            "The panel stopped before sending: the username, password or an address contains a line break, "
+            "another control character or a non-ASCII character."
+        ),
+        (),
+        (Fix(_("Use plain ASCII (for an international domain, its xn-- form) and press Save and test again.")),),
+        "configure",
+    )
+
+
 @_entry(_SMTP, "501-5.5.124")
 def _bad_user(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(

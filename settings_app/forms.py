@@ -15,11 +15,11 @@ from django.utils.translation import gettext_lazy as _
 from settings_app.clouds import CLOUDS, DEFAULT_CLOUD, MICROSOFT365_PORT
 from settings_app.fields import UnreadableSecret
 from settings_app.models import ConnectionSecurity, OutgoingEmailSettings, Protocol
+from settings_app.smtp import CONTROL_CHARACTERS
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 SECRET_FIELDS = ("password", "client_secret")
 # Whole sentences per secret, so that a translation can agree in gender with each noun.
 SECRET_STATUS = {
@@ -49,6 +49,18 @@ SECRET_STATUS = {
 def validate_no_control_characters(value: str) -> None:
     if CONTROL_CHARACTERS.search(value):
         raise ValidationError(gettext("Remove line breaks, tabs and other control characters."), code="control")
+
+
+def validate_ascii(value: str) -> None:
+    """smtplib sends commands and AUTH data as ASCII only (no SMTPUTF8)."""
+    if not value.isascii():
+        raise ValidationError(
+            gettext(
+                "Only plain ASCII can be sent to the mail server: remove accented letters, or use the "
+                "domain's xn-- form."
+            ),
+            code="non_ascii",
+        )
 
 
 def validate_server(value: str) -> None:
@@ -110,9 +122,10 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
     password = forms.CharField(
         label=_("Password"),
         required=False,
+        strip=False,
         max_length=1024,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        validators=[validate_no_control_characters],
+        validators=[validate_no_control_characters, validate_ascii],
     )
     client_secret = forms.CharField(
         label=_("Client secret"),
@@ -132,6 +145,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
     test_recipient = forms.EmailField(
         label=_("Test recipient"),
         required=False,
+        validators=[validate_ascii],
         help_text=_("Optional. With an address here, Save and test also sends a short test message."),
     )
 
@@ -175,6 +189,8 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         self.fields["version"].initial = self.instance.version
         for name in ("server", "username", "tenant_id"):
             self.fields[name].validators.append(validate_no_control_characters)
+        for name in ("username", "sender_email"):
+            self.fields[name].validators.append(validate_ascii)
         self.fields["server"].validators += [validate_server, validate_allowed_server]
         self.fields["cloud"].required = False
         self.fields["client_id"].validators.append(validate_guid)

@@ -21,7 +21,8 @@ from contextlib import contextmanager
 from settings_app.deadline import Deadline, DeadlineExceeded
 
 _HOSTNAME_MISMATCH = 62  # X509_V_ERR_HOSTNAME_MISMATCH
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls: a CR or LF would end an SMTP command line early (injection).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _ENHANCED_STATUS = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
 Address = tuple  # one getaddrinfo() entry
 
@@ -204,7 +205,7 @@ def require_sendable(what: str, *values: str) -> None:
     carry the whole line, token or password included; a line break would end the
     command early (smtplib raises ValueError, but only on command lines).
     """
-    if any(_CONTROL_CHARACTERS.search(value) for value in values):
+    if any(CONTROL_CHARACTERS.search(value) for value in values):
         raise SmtpError(
             "control-characters",
             f"The {what} contains a line break or another control character: remove it and save again.",

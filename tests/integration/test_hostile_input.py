@@ -37,11 +37,6 @@ FIELDS = (
     "client_secret",
     "test_recipient",
 )
-# connection_test builds the test message (From, Message-ID) before smtp.send_message checks
-# the addresses; email raises ValueError or UnicodeEncodeError there, outside any step.
-NEEDS_SENDABLE_CHECK_IN_CONNECTION_TEST = pytest.mark.xfail(
-    strict=True, reason="connection_test.send_from must call smtp.require_sendable before _test_message"
-)
 LINE_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 # Values that reach the SMTP or identity service's wire, or a URL.
 WIRE_FIELDS = ("server", "username", "sender_email", "client_id", "tenant_id")
@@ -196,10 +191,6 @@ def test_any_submission_is_saved_clean_or_rejected_field_by_field(admin_client, 
     assert saved_record() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="forms.CONTROL_CHARACTERS is [\\x00-\\x1f\\x7f]: C1 controls (NEL, U+0085) pass in a plain SMTP username",
-)
 @pytest.mark.parametrize("control", ["\x85", "\x9b"])
 def test_c1_control_characters_are_refused_in_the_username(control, admin_client):
     data = {
@@ -240,7 +231,7 @@ def test_the_wire_carries_exactly_one_command_per_step(admin_client, on_fakes, m
 
 @pytest.mark.parametrize(
     ("field", "step"),
-    [pytest.param("sender_email", "send", marks=NEEDS_SENDABLE_CHECK_IN_CONNECTION_TEST), ("username", "auth")],
+    [("sender_email", "send"), ("username", "auth")],
 )
 def test_a_line_break_stored_behind_the_forms_back_never_reaches_the_wire(field, step, m365_settings, fake_smtp):
     OutgoingEmailSettings.objects.update(**{field: f"svc@contoso.com\r\nRCPT TO:<{INJECTED_RECIPIENT}>"})
@@ -254,22 +245,28 @@ def test_a_line_break_stored_behind_the_forms_back_never_reaches_the_wire(field,
 
 
 @pytest.mark.parametrize(
-    ("overrides", "step"),
-    [
-        ({"username": "svc@exämple.com"}, "auth"),
-        pytest.param({"sender_email": "svc@exämple.com"}, "send", marks=NEEDS_SENDABLE_CHECK_IN_CONNECTION_TEST),
-        ({"test_recipient": "someone@exämple.com"}, "send"),
-    ],
+    "overrides",
+    [{"username": "svc@exämple.com"}, {"sender_email": "svc@exämple.com"}, {"test_recipient": "someone@exämple.com"}],
 )
-def test_an_accepted_non_ascii_address_fails_its_step_instead_of_the_page(
-    overrides, step, admin_client, on_fakes, m365_tenant
-):
-    response = admin_client.post(URL, m365_form(m365_tenant, **overrides), follow=True)
+def test_a_non_ascii_address_is_refused_on_its_field(overrides, admin_client, on_fakes, m365_tenant, fake_smtp):
+    response = admin_client.post(URL, m365_form(m365_tenant, **overrides))
     assert response.status_code == 200
-    assert failed_steps(response.content.decode()) == [(step, "non-ascii")]
+    (field,) = overrides
+    assert "Only plain ASCII" in " ".join(response.context["form"].errors[field])
+    assert fake_smtp.connections == 0
 
 
-def test_a_non_ascii_smtp_password_fails_at_auth_instead_of_the_page(admin_client, on_fakes, fake_smtp):
+def test_a_non_ascii_address_stored_behind_the_forms_back_fails_its_step(m365_settings, fake_smtp):
+    OutgoingEmailSettings.objects.update(sender_email="svc@exämple.com")
+    out = io.StringIO()
+    with pytest.raises(SystemExit):
+        call_command("test_outgoing_email", "--json", "--to", "someone@example.com", stdout=out)
+    assert re.search(r'"name": "send",\s*"status": "failed"', out.getvalue())
+    assert '"code": "non-ascii"' in out.getvalue()
+    assert fake_smtp.commands.count("MAIL") == 0
+
+
+def test_a_non_ascii_smtp_password_is_refused_on_its_field(admin_client, on_fakes, fake_smtp):
     data = {
         "protocol": "smtp",
         "server": fake_smtp.hostname,
@@ -281,7 +278,7 @@ def test_a_non_ascii_smtp_password_fails_at_auth_instead_of_the_page(admin_clien
         "sender_email": "app@example.com",
         "action": "save_and_test",
     }
-    response = admin_client.post(URL, data, follow=True)
+    response = admin_client.post(URL, data)
     assert response.status_code == 200
-    assert failed_steps(response.content.decode()) == [("auth", "non-ascii")]
+    assert "Only plain ASCII" in " ".join(response.context["form"].errors["password"])
     assert fake_smtp.auth_attempts == []
