@@ -5,23 +5,8 @@ from __future__ import annotations
 from settings_app.fields import UnreadableSecret
 from settings_app.models import OutgoingEmailSettings, SettingsChange
 
-AUDITED_FIELDS = (
-    "protocol",
-    "cloud",
-    "server",
-    "port",
-    "connection_security",
-    "use_secure_auth",
-    "username",
-    "password",
-    "sender_email",
-    "use_user_email_as_sender",
-    "client_id",
-    "tenant_id",
-    "client_secret",
-    "client_secret_expires_on",
-)
-SECRET_FIELDS = ("password", "client_secret")
+AUDITED_FIELDS = OutgoingEmailSettings.EDITABLE_FIELDS
+SECRET_FIELDS = OutgoingEmailSettings.SECRET_FIELDS
 AUDIT_LOG_LENGTH = 20
 
 

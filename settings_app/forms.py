@@ -20,7 +20,7 @@ from settings_app.smtp import CONTROL_CHARACTERS
 GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
-SECRET_FIELDS = ("password", "client_secret")
+SECRET_FIELDS = OutgoingEmailSettings.SECRET_FIELDS
 # Whole sentences per secret, so that a translation can agree in gender with each noun.
 SECRET_STATUS = {
     "password": {
@@ -151,20 +151,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
 
     class Meta:
         model = OutgoingEmailSettings
-        fields = [
-            "protocol",
-            "cloud",
-            "server",
-            "port",
-            "connection_security",
-            "use_secure_auth",
-            "username",
-            "sender_email",
-            "use_user_email_as_sender",
-            "client_id",
-            "tenant_id",
-            "client_secret_expires_on",
-        ]
+        fields = [name for name in OutgoingEmailSettings.EDITABLE_FIELDS if name not in SECRET_FIELDS]
         widgets = {"client_secret_expires_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
         help_texts = {
             "protocol": _("SMTP Microsoft 365 uses OAuth 2.0 (client credentials) as Exchange Online requires."),

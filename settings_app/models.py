@@ -41,6 +41,24 @@ class OutgoingEmailSettings(models.Model):
     """The single outgoing-email configuration of the product (always pk=1)."""
 
     SINGLETON_PK = 1
+    # What the settings page edits, in page order; SECRET_FIELDS are write-only there.
+    EDITABLE_FIELDS = (
+        "protocol",
+        "cloud",
+        "server",
+        "port",
+        "connection_security",
+        "use_secure_auth",
+        "username",
+        "password",
+        "sender_email",
+        "use_user_email_as_sender",
+        "client_id",
+        "tenant_id",
+        "client_secret",
+        "client_secret_expires_on",
+    )
+    SECRET_FIELDS = ("password", "client_secret")
 
     protocol = models.CharField(_("protocol"), max_length=32, choices=Protocol.choices, default=Protocol.MICROSOFT365)
     cloud = models.CharField(

@@ -8,18 +8,10 @@ from settings_app.models import OutgoingEmailSettings
 from tests.fakes.fixtures import M365Tenant
 
 URL = "/settings/outgoing-email/"
-SAVED_FIELDS = (
-    "protocol",
-    "cloud",
-    "server",
-    "port",
-    "connection_security",
-    "use_secure_auth",
-    "username",
-    "sender_email",
-    "use_user_email_as_sender",
-    "client_id",
-    "tenant_id",
+SAVED_FIELDS = tuple(
+    name
+    for name in OutgoingEmailSettings.EDITABLE_FIELDS
+    if name not in OutgoingEmailSettings.SECRET_FIELDS and name != "client_secret_expires_on"
 )
 _STEP = re.compile(r'data-step="(\w+)" data-status="(\w+)"(?: data-code="([^"]+)")?')
 

@@ -33,10 +33,8 @@ SESSION_LIMIT = "421 4.4.1 Connection timed out. Total session duration: 00:05:0
 
 
 @pytest.fixture
-def outgoing(settings, tmp_path, ca_bundle_path, fake_identity, fake_smtp, m365_tenant) -> OutgoingEmailSettings:
+def outgoing(settings, tmp_path, m365_settings) -> OutgoingEmailSettings:
     """Saved Microsoft 365 settings pointing at the fakes; a token cache of the test's own."""
-    settings.MAILADMIN_AUTHORITY_HOST = fake_identity.authority_host
-    settings.MAILADMIN_CA_BUNDLE = str(ca_bundle_path)
     settings.EMAIL_BACKEND = "settings_app.backends.OutgoingEmailBackend"
     settings.CACHES = {
         "default": {
@@ -44,20 +42,7 @@ def outgoing(settings, tmp_path, ca_bundle_path, fake_identity, fake_smtp, m365_
             "LOCATION": str(tmp_path / "cache"),
         }
     }
-    saved = OutgoingEmailSettings.load()
-    saved.protocol = "smtp_microsoft365"
-    saved.cloud = "global"
-    saved.server = fake_smtp.hostname
-    saved.port = m365_tenant.smtp_port
-    saved.connection_security = "starttls"
-    saved.username = m365_tenant.mailbox
-    saved.sender_email = m365_tenant.mailbox
-    saved.use_user_email_as_sender = False
-    saved.client_id = m365_tenant.client_id
-    saved.tenant_id = m365_tenant.tenant_id
-    saved.client_secret = m365_tenant.client_secret
-    saved.save()
-    return saved
+    return m365_settings
 
 
 @pytest.fixture

@@ -17,26 +17,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from settings_app.models import OutgoingEmailSettings
-from tests.integration.pages import URL, failed_steps, m365_form
+from tests.integration.pages import SAVED_FIELDS, URL, failed_steps, m365_form
 
 pytestmark = pytest.mark.django_db
 
-FIELDS = (
-    "protocol",
-    "cloud",
-    "server",
-    "port",
-    "connection_security",
-    "use_secure_auth",
-    "username",
-    "password",
-    "sender_email",
-    "use_user_email_as_sender",
-    "client_id",
-    "tenant_id",
-    "client_secret",
-    "test_recipient",
-)
+FIELDS = (*SAVED_FIELDS, *OutgoingEmailSettings.SECRET_FIELDS, "test_recipient")
 LINE_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 # Values that reach the SMTP or identity service's wire, or a URL.
 WIRE_FIELDS = ("server", "username", "sender_email", "client_id", "tenant_id")
