@@ -7,6 +7,7 @@ StepResult per step, in the order of STEPS, comes out. Expected failures never r
 from __future__ import annotations
 
 import base64
+import datetime
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -255,6 +256,8 @@ def run_connection_test(
         run.add_secret(base64.b64encode(sasl.encode()).decode())
         full_claims = oauth.token_claims(token.value)
         claims.update({name: full_claims[name] for name in SHOWN_CLAIMS if name in full_claims})
+        if isinstance(claims.get("exp"), int):
+            claims["exp"] = datetime.datetime.fromtimestamp(claims["exp"], datetime.UTC).isoformat()
         run.steps["token"].warnings = token_warnings(full_claims, cloud.token_audience)
         return gettext("Token issued, valid for %(seconds)s s.") % {"seconds": token.expires_in}
 

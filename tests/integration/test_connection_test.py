@@ -34,6 +34,7 @@ def test_every_step_passes_and_the_message_arrives(m365_settings, m365_tenant, f
     assert result.steps[STEPS.index("auth")].reply.startswith("235 2.7.0")
     assert result.token_claims["appid"] == m365_tenant.client_id
     assert "SMTP.SendAsApp" in result.token_claims["roles"]
+    assert result.token_claims["exp"].endswith("+00:00")
     # What the fakes received: a discovery GET, one token POST, one authenticated message.
     assert len(fake_identity.token_requests) == 1
     assert fake_identity.token_requests[0].form["scope"] == "https://outlook.office365.com/.default"
