@@ -42,6 +42,7 @@ from urllib.parse import parse_qsl, urlsplit
 import trustme
 
 from tests.fakes import tls
+from tests.fakes.loopback import LoopbackServer
 
 EXCHANGE_RESOURCE = "https://outlook.office365.com"
 EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
@@ -368,7 +369,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(reply.body)
 
 
-class FakeIdentity:
+class FakeIdentity(LoopbackServer):
     """Fake Entra ID token service on ``https://127.0.0.1:<port>``.
 
     ``authority_host`` + ``"/" + tenant`` is the MSAL authority (use
@@ -431,16 +432,6 @@ class FakeIdentity:
             thread.join(timeout=5)
         self._server = None
         self._thread = None
-
-    def __enter__(self) -> FakeIdentity:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def host(self) -> str:
-        return "127.0.0.1"
 
     @property
     def port(self) -> int:

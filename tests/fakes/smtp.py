@@ -49,6 +49,7 @@ from tests.fakes.identity import (
     InvalidToken,
     RegisteredApp,
 )
+from tests.fakes.loopback import LoopbackServer
 
 MAX_SIZE = 157286400
 LOGIN_USERNAME_CHALLENGE = "334 VXNlcm5hbWU6"
@@ -526,7 +527,7 @@ class _Controller(Controller):
         )
 
 
-class FakeExchange:
+class FakeExchange(LoopbackServer):
     """Fake Exchange Online SMTP submission server on ``127.0.0.1:<port>``.
 
     ``identity`` validates XOAUTH2 tokens. Setup (service principals, mailbox
@@ -584,17 +585,6 @@ class FakeExchange:
         controller, self._controller = self._controller, None
         if controller is not None:
             controller.stop()
-
-    def __enter__(self) -> FakeExchange:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def host(self) -> str:
-        """Address to connect to (the certificate also names ``localhost``)."""
-        return "127.0.0.1"
 
     @property
     def hostname(self) -> str:
@@ -892,7 +882,7 @@ class FakeExchange:
         return f"{self.mailbox_server}.{self.region}.PROD.OUTLOOK.COM"
 
 
-class SilentServer:
+class SilentServer(LoopbackServer):
     """TCP listener on 127.0.0.1 that accepts connections and never says a word."""
 
     def __init__(self) -> None:
@@ -944,16 +934,6 @@ class SilentServer:
         self._listener.close()
         self._listener = None
         self._thread = None
-
-    def __enter__(self) -> SilentServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def host(self) -> str:
-        return "127.0.0.1"
 
     @property
     def port(self) -> int:
