@@ -418,13 +418,20 @@ class _ExchangeSession(SMTP):
         self.envelope.mail_options.extend(options)
         await self.push("250 2.1.0 Sender OK")
 
+    async def _has_sender(self) -> bool:
+        """False (after answering 503) when no MAIL FROM was given in this transaction."""
+        assert self.envelope is not None
+        if self.envelope.mail_from is None:
+            await self.push(f"503 5.5.2 Need mail command {self._fake.tail()}")
+            return False
+        return True
+
     async def smtp_RCPT(self, arg: str | None) -> None:
         fake = self._fake
         if not await self._ready_for_mail():
             return
         assert self.envelope is not None
-        if self.envelope.mail_from is None:
-            await self.push(f"503 5.5.2 Need mail command {fake.tail()}")
+        if not await self._has_sender():
             return
         rest = self._strip_command_keyword("TO:", arg or "")
         address, params = self._getaddr(rest) if rest is not None else (None, None)
@@ -440,8 +447,7 @@ class _ExchangeSession(SMTP):
         if not await self._ready_for_mail():
             return
         assert self.envelope is not None
-        if self.envelope.mail_from is None:
-            await self.push(f"503 5.5.2 Need mail command {fake.tail()}")
+        if not await self._has_sender():
             return
         if not self.envelope.rcpt_tos:
             await self.push(f"503 5.5.2 Need rcpt command {fake.tail()}")

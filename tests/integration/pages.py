@@ -36,6 +36,22 @@ def m365_form(tenant: M365Tenant, **overrides: str) -> dict[str, str]:
     return data
 
 
+def plain_smtp_form(smtp_server, **overrides: str) -> dict[str, str]:
+    """A Save and test post for plain SMTP with AUTH over STARTTLS to ``smtp_server`` (a fake)."""
+    data = {
+        "protocol": "smtp",
+        "server": smtp_server.hostname,
+        "port": str(smtp_server.port),
+        "connection_security": "starttls",
+        "use_secure_auth": "on",
+        "username": "app",
+        "sender_email": "app@example.com",
+        "action": "save_and_test",
+    }
+    data.update(overrides)
+    return data
+
+
 def form_of(record: OutgoingEmailSettings) -> dict[str, str]:
     """A post that keeps ``record`` as saved (secrets blank: the saved ones are kept)."""
     return {

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from settings_app.models import OutgoingEmailSettings
-from tests.integration.pages import SAVED_FIELDS, URL, failed_steps, m365_form
+from tests.integration.pages import SAVED_FIELDS, URL, failed_steps, m365_form, plain_smtp_form
 
 pytestmark = pytest.mark.django_db
 
@@ -252,17 +252,7 @@ def test_a_non_ascii_address_stored_behind_the_forms_back_fails_its_step(m365_se
 
 
 def test_a_non_ascii_smtp_password_is_refused_on_its_field(admin_client, on_fakes, fake_smtp):
-    data = {
-        "protocol": "smtp",
-        "server": fake_smtp.hostname,
-        "port": str(fake_smtp.port),
-        "connection_security": "starttls",
-        "use_secure_auth": "on",
-        "username": "app",
-        "password": "pässwörd",
-        "sender_email": "app@example.com",
-        "action": "save_and_test",
-    }
+    data = plain_smtp_form(fake_smtp, password="pässwörd")
     response = admin_client.post(URL, data)
     assert response.status_code == 200
     assert "Only plain ASCII" in " ".join(response.context["form"].errors["password"])

@@ -24,7 +24,7 @@ from django.apps import apps
 from django.contrib.sessions.models import Session
 
 from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
-from tests.integration.pages import URL, failed_steps, m365_form
+from tests.integration.pages import URL, failed_steps, m365_form, plain_smtp_form
 
 pytestmark = pytest.mark.django_db
 
@@ -221,18 +221,9 @@ def test_plain_smtp_leaks_no_password(
     password_accepted, admin_client, on_fakes, fake_smtp, every_logger_at_debug, capfd
 ):
     fake_smtp.add_user("app@example.com", SMTP_PASSWORD if password_accepted else "another-password")
-    data = {
-        "protocol": "smtp",
-        "server": fake_smtp.hostname,
-        "port": str(fake_smtp.port),
-        "connection_security": "starttls",
-        "use_secure_auth": "on",
-        "username": "app@example.com",
-        "password": SMTP_PASSWORD,
-        "sender_email": "app@example.com",
-        "test_recipient": "someone@example.com",
-        "action": "save_and_test",
-    }
+    data = plain_smtp_form(
+        fake_smtp, username="app@example.com", password=SMTP_PASSWORD, test_recipient="someone@example.com"
+    )
     html, raised = save_and_test(admin_client, data)
     assert failed_steps(html) == ([] if password_accepted else [("auth", "535-5.7.3")])
     assert [attempt.success for attempt in fake_smtp.auth_attempts] == [password_accepted]
