@@ -21,10 +21,8 @@ never a secret or token; ``fail_silently`` is respected as in Django.
 
 from __future__ import annotations
 
-import base64
 import copy
 import logging
-import smtplib
 import ssl
 import time
 from collections.abc import Iterator
@@ -37,26 +35,25 @@ from django.core.mail.backends.smtp import EmailBackend
 from django.core.mail.message import sanitize_address
 from django.utils.functional import cached_property
 
-from settings_app import oauth, smtp, token_cache
-from settings_app.connection_test import STEP_LABELS, ConnectionSettings
+from settings_app import token_cache
 from settings_app.deadline import Deadline
 from settings_app.diagnosis import diagnose
 from settings_app.mail import on_behalf_of
 from settings_app.models import ConnectionSecurity, OutgoingEmailSettings
-from settings_app.tls import trust_context
+from settings_app.smtp import SmtpError, SMTPException
+from settings_app.tls import Trust, shared_trust, trust_context
+from settings_app.transports import all_step_labels, transport_for
+from settings_app.transports.smtp import SmtpPlan
+from settings_app.values import ConnectionSettings, ProtocolError, Redactor
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 QUIT_TIMEOUT = 5.0
-# Replies after which the message in flight is sent again on a new connection: the
-# server hung up (421, or no reply at all) or no longer counts an authenticated
-# session as authenticated (530). None of them means the message was accepted.
-_RETRY_CODES = ("disconnected", "421", "530")
-_LABELS = {**STEP_LABELS, "settings": "Read the outgoing email settings"}
+_LABELS = {**all_step_labels(), "settings": "Read the outgoing email settings"}
 
 
-class OutgoingEmailError(smtplib.SMTPException):
+class OutgoingEmailError(SMTPException):
     """Mail could not be sent.
 
     ``step`` is the failed step (a connection_test.STEPS name or ``"settings"``),
@@ -65,12 +62,15 @@ class OutgoingEmailError(smtplib.SMTPException):
     answer. None of them, nor the text, ever holds a secret or a token.
     """
 
-    def __init__(self, step: str, code: str, title: str, detail: str = "", reply: str = "") -> None:
+    def __init__(
+        self, step: str, code: str, title: str, detail: str = "", reply: str = "", *, retryable: bool = False
+    ) -> None:
         self.step = step
         self.code = code
         self.title = title
         self.detail = detail
         self.reply = reply
+        self.retryable = retryable
         text = f"{_LABELS.get(step, step)} failed [{code}]: {title}."
         if detail:
             text += f" {detail}"
@@ -80,22 +80,11 @@ class OutgoingEmailError(smtplib.SMTPException):
 
     def __reduce__(self):
         # Task queues pickle exceptions; OSError's own reduce would call __init__ with the text only.
-        return (self.__class__, (self.step, self.code, self.title, self.detail, self.reply))
+        return (_rebuild_error, (self.step, self.code, self.title, self.detail, self.reply, self.retryable))
 
 
-class _Secrets:
-    """Values that must never reach an exception's text."""
-
-    def __init__(self, *values: str) -> None:
-        self._values = [value for value in values if value]
-
-    def add(self, *values: str) -> None:
-        self._values.extend(value for value in values if value)
-
-    def redact(self, text: str) -> str:
-        for value in self._values:
-            text = text.replace(value, "[redacted]")
-        return text
+def _rebuild_error(step: str, code: str, title: str, detail: str, reply: str, retryable: bool) -> OutgoingEmailError:
+    return OutgoingEmailError(step, code, title, detail, reply, retryable=retryable)
 
 
 class OutgoingEmailBackend(EmailBackend):
@@ -148,20 +137,21 @@ class OutgoingEmailBackend(EmailBackend):
         if self.timeout is None:
             self.timeout = DEFAULT_TIMEOUT
         self._config: ConnectionSettings | None = None
-        self._secrets = _Secrets()
+        self._redactor = Redactor()
         self._authenticated_until: float | None = None
+
+    @cached_property
+    def _identity_trust(self) -> Trust:
+        return shared_trust(settings.MAILADMIN_CA_BUNDLE)
 
     @cached_property
     def ssl_context(self) -> ssl.SSLContext:
         """The project's trust policy (MAILADMIN_CA_BUNDLE), plus the client certificate if given."""
+        if not (self.ssl_certfile or self.ssl_keyfile):
+            return self._identity_trust.context
         context = trust_context(settings.MAILADMIN_CA_BUNDLE)
-        if self.ssl_certfile or self.ssl_keyfile:
-            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
         return context
-
-    @cached_property
-    def _identity_context(self) -> ssl.SSLContext:
-        return trust_context(settings.MAILADMIN_CA_BUNDLE)
 
     def open(self) -> bool | None:
         """Ensure an authenticated connection (see the class docstring for the return value)."""
@@ -205,13 +195,13 @@ class OutgoingEmailBackend(EmailBackend):
 
     def _check_usable(self, config: ConnectionSettings, unreadable: list[str]) -> None:
         secret = ""
-        if config.is_microsoft365:
+        if transport_for(config.protocol).uses_oauth:
             needed = {
                 "server": config.server,
                 "username": config.username,
                 "client ID": config.client_id,
                 "tenant ID": config.tenant_id,
-                "client secret": config.client_secret,
+                "client secret": config.credential,
             }
             secret = "client_secret"
         else:
@@ -238,88 +228,40 @@ class OutgoingEmailBackend(EmailBackend):
                 f"Fill in {', '.join(missing)} on the Outgoing Email settings page.",
             )
 
-    def _connect(self, config: ConnectionSettings) -> smtplib.SMTP:
-        """A connection that is ready for MAIL FROM; remembers ``config`` for the sender rules."""
-        deadline = Deadline(self.timeout)
-        secrets = _Secrets(config.password, config.client_secret)
-        host = config.server
-        with self._failure("dns", config, secrets):
-            addresses = smtp.resolve(host, config.port, deadline)
-        with self._failure("connect", config, secrets):
-            connection, _ = smtp.open_connection(
-                host,
-                config.port,
-                addresses,
-                implicit_tls=config.connection_security == ConnectionSecurity.SSL_TLS,
-                ssl_context=self.ssl_context,
-                deadline=deadline,
-            )
-        try:
-            with self._failure("ehlo", config, secrets):
-                smtp.ehlo(connection, host, deadline)
-            if config.connection_security == ConnectionSecurity.STARTTLS:
-                with self._failure("starttls", config, secrets):
-                    smtp.starttls(connection, host, self.ssl_context, deadline)
-                with self._failure("ehlo_tls", config, secrets):
-                    smtp.ehlo(connection, host, deadline)
-            self._authenticated_until = self._authenticate(connection, config, deadline, secrets)
-        except OutgoingEmailError:
-            smtp.close(connection)
-            raise
-        self._config = config
-        self._secrets = secrets
-        return connection
-
-    def _authenticate(
-        self, connection: smtplib.SMTP, config: ConnectionSettings, deadline: Deadline, secrets: _Secrets
-    ) -> float | None:
-        """AUTH as the settings say; returns when (time.monotonic) the token used expires, if any."""
-        host = config.server
-        if not config.is_microsoft365:
-            if config.use_secure_auth:
-                with self._failure("auth", config, secrets):
-                    smtp.authenticate_password(connection, host, config.username, config.password, deadline)
-            return None
-        source = token_cache.TokenSource.of(
-            cloud=config.cloud,
-            tenant_id=config.tenant_id,
-            client_id=config.client_id,
-            client_secret=config.client_secret,
+    def _connect(self, config: ConnectionSettings) -> SmtpPlan:
+        """A session through the transport's plan that is ready to send; remembers ``config``."""
+        transport = transport_for(config.protocol)
+        trust = Trust(self.ssl_context, settings.MAILADMIN_CA_BUNDLE)
+        provider = transport.token_provider(config, self._identity_trust)
+        redactor = Redactor(*config.redactions())
+        plan = transport.plan(
+            config,
+            deadline=Deadline(self.timeout),
+            trust=trust,
+            tokens=token_cache.CachedTokens(provider) if provider is not None else None,
+            redactor=redactor,
         )
-        token = self._token(source, config, deadline, secrets)
         try:
-            smtp.authenticate_xoauth2(connection, host, config.username, token.value, deadline)
-        except smtp.SmtpError as exc:
-            if token.source != "cache" or exc.code != "535-5.7.3":
-                raise self._error("auth", exc, config, secrets) from None
-            # A cached token Exchange no longer accepts (revoked, or the app's grants
-            # changed): forget it and try once with a fresh one.
-            logger.warning("Exchange refused the cached access token (%s); requesting a new one.", exc.code)
-            token_cache.forget(source)
-            token = self._token(source, config, deadline, secrets)
-            with self._failure("auth", config, secrets):
-                smtp.authenticate_xoauth2(connection, host, config.username, token.value, deadline)
-        return time.monotonic() + token.expires_in
+            for planned in plan.opening():
+                if planned.action is not None:
+                    with self._failure(planned.name, config, redactor):
+                        planned.action()
+        except OutgoingEmailError:
+            plan.close()
+            raise
+        token = getattr(plan, "token", None)
+        self._authenticated_until = time.monotonic() + token.expires_in if token is not None else None
+        self._config = config
+        self._redactor = redactor
+        return plan
 
-    def _token(
-        self, source: token_cache.TokenSource, config: ConnectionSettings, deadline: Deadline, secrets: _Secrets
-    ) -> oauth.AccessToken:
-        with self._failure("token", config, secrets):
-            token = token_cache.get_token(
-                source,
-                deadline=deadline,
-                ssl_context=self._identity_context,
-                ca_bundle=settings.MAILADMIN_CA_BUNDLE,
-            )
-        sasl = f"user={config.username}\x01auth=Bearer {token.value}\x01\x01"
-        secrets.add(token.value, base64.b64encode(sasl.encode()).decode())
-        return token
-
-    def _close_connection(self, connection: smtplib.SMTP) -> None:
+    def close(self) -> None:
         """Say QUIT; a failure here loses no mail, so it never raises."""
-        host = self._config.server if self._config is not None else ""
-        with suppress(smtp.SmtpError):
-            smtp.quit_session(connection, host, Deadline(min(self.timeout, QUIT_TIMEOUT)))
+        plan, self.connection = self.connection, None
+        if plan is not None:
+            with suppress(ProtocolError):
+                plan.quit(Deadline(min(self.timeout, QUIT_TIMEOUT)))
+            plan.close()
 
     def _send(self, email_message: EmailMessage) -> bool:
         if not email_message.recipients():
@@ -341,33 +283,32 @@ class OutgoingEmailBackend(EmailBackend):
             self._transmit(email_message)
             return
         except OutgoingEmailError as exc:
-            if not self._worth_a_retry(exc.code):
+            if not self._worth_a_retry(exc):
                 raise
             logger.warning("The mail server ended the session (%s); sending the message again.", exc.code)
         self._reconnect()
         self._transmit(email_message)
 
-    def _worth_a_retry(self, code: str) -> bool:
+    def _worth_a_retry(self, exc: OutgoingEmailError) -> bool:
+        """The server hung up or answered 421, or (530) no longer counts an authenticated session."""
         config = self._config
-        authenticated = config is not None and (config.is_microsoft365 or config.use_secure_auth)
-        return code.startswith(_RETRY_CODES) and (authenticated or not code.startswith("530"))
+        authenticated = config is not None and (transport_for(config.protocol).uses_oauth or config.use_secure_auth)
+        return exc.retryable or (authenticated and exc.code.startswith("530"))
 
     def _reconnect(self) -> None:
         config = self._config
         assert config is not None
-        connection, self.connection = self.connection, None
-        if connection is not None:
-            self._close_connection(connection)
+        self.close()
         self.connection = self._connect(config)
 
     def _transmit(self, email_message: EmailMessage) -> None:
         config = self._config
         assert config is not None
         sender, recipients, data = self._envelope(email_message, config)
-        with self._failure("send", config, self._secrets):
+        with self._failure("send", config, self._redactor):
             if self.connection is None:
-                raise smtp.SmtpError("disconnected", "The connection to the mail server is closed.")
-            smtp.send_message(self.connection, config.server, sender, recipients, data, Deadline(self.timeout))
+                raise SmtpError("disconnected", "The connection to the mail server is closed.")
+            self.connection.send(sender, recipients, data, Deadline(self.timeout))
 
     @staticmethod
     def _envelope(email_message: EmailMessage, config: ConnectionSettings) -> tuple[str, list[str], bytes]:
@@ -390,16 +331,16 @@ class OutgoingEmailBackend(EmailBackend):
         return sanitize_address(outgoing.from_email, encoding), recipients, outgoing.message().as_bytes(linesep="\r\n")
 
     @contextmanager
-    def _failure(self, step: str, config: ConnectionSettings, secrets: _Secrets) -> Iterator[None]:
+    def _failure(self, step: str, config: ConnectionSettings, redactor: Redactor) -> Iterator[None]:
         try:
             yield
-        except (smtp.SmtpError, oauth.TokenError) as exc:
-            raise self._error(step, exc, config, secrets) from None
-
-    @staticmethod
-    def _error(
-        step: str, exc: smtp.SmtpError | oauth.TokenError, config: ConnectionSettings, secrets: _Secrets
-    ) -> OutgoingEmailError:
-        reply = secrets.redact(exc.reply)
-        finding = diagnose(step, exc.code, reply, config)
-        return OutgoingEmailError(step, exc.code, finding.title, secrets.redact(exc.message), reply)
+        except ProtocolError as exc:
+            reply = redactor.redact(exc.reply)
+            finding = diagnose(step, exc.code, reply, config)
+            error = OutgoingEmailError(
+                step, exc.code, finding.title, redactor.redact(exc.message), reply, retryable=exc.retryable
+            )
+        else:
+            return
+        # Raised outside the except block: the protocol error's context may hold a request body.
+        raise error

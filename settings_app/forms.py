@@ -1,13 +1,10 @@
 from __future__ import annotations
 
-import re
-
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Div, Field, Fieldset, Layout
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import DomainNameValidator, validate_ipv46_address
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -15,11 +12,14 @@ from django.utils.translation import gettext_lazy as _
 from settings_app.clouds import CLOUDS, DEFAULT_CLOUD, MICROSOFT365_PORT
 from settings_app.fields import UnreadableSecret
 from settings_app.models import ConnectionSecurity, OutgoingEmailSettings, Protocol
-from settings_app.smtp import CONTROL_CHARACTERS
+from settings_app.validators import (
+    validate_ascii,
+    validate_guid,
+    validate_no_control_characters,
+    validate_server,
+    validate_tenant,
+)
 
-GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
 SECRET_FIELDS = OutgoingEmailSettings.SECRET_FIELDS
 # Whole sentences per secret, so that a translation can agree in gender with each noun.
 SECRET_STATUS = {
@@ -46,35 +46,6 @@ SECRET_STATUS = {
 }
 
 
-def validate_no_control_characters(value: str) -> None:
-    if CONTROL_CHARACTERS.search(value):
-        raise ValidationError(gettext("Remove line breaks, tabs and other control characters."), code="control")
-
-
-def validate_ascii(value: str) -> None:
-    """smtplib sends commands and AUTH data as ASCII only (no SMTPUTF8)."""
-    if not value.isascii():
-        raise ValidationError(
-            gettext(
-                "Only plain ASCII can be sent to the mail server: remove accented letters, or use the "
-                "domain's xn-- form."
-            ),
-            code="non_ascii",
-        )
-
-
-def validate_server(value: str) -> None:
-    try:
-        validate_ipv46_address(value)
-        return
-    except ValidationError:
-        pass
-    if not HOSTNAME.match(value):
-        raise ValidationError(
-            gettext("Enter a host name such as smtp.office365.com, or an IP address."), code="invalid_host"
-        )
-
-
 def validate_allowed_server(value: str) -> None:
     """Only hosts in MAILADMIN_ALLOWED_SMTP_HOSTS, when set: the test must not become a port scanner."""
     allowed = settings.MAILADMIN_ALLOWED_SMTP_HOSTS
@@ -89,31 +60,6 @@ def validate_allowed_server(value: str) -> None:
         code="not_allowed",
         params={"allowed": ", ".join(allowed)},
     )
-
-
-def validate_guid(value: str) -> None:
-    if not GUID.match(value):
-        raise ValidationError(
-            gettext(
-                "Enter a GUID like 00000000-0000-0000-0000-000000000000 "
-                "(App registration > Overview > Application (client) ID)."
-            ),
-            code="invalid_guid",
-        )
-
-
-def validate_tenant(value: str) -> None:
-    if GUID.match(value):
-        return
-    try:
-        DomainNameValidator(accept_idna=False)(value)
-    except ValidationError:
-        raise ValidationError(
-            gettext(
-                "Enter the Directory (tenant) ID, a GUID, or the tenant's domain such as contoso.onmicrosoft.com."
-            ),
-            code="invalid_tenant",
-        ) from None
 
 
 class OutgoingEmailSettingsForm(forms.ModelForm):

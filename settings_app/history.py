@@ -6,8 +6,8 @@ import datetime
 
 from django.utils import timezone
 
-from settings_app.connection_test import ConnectionTestResult
 from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
+from settings_app.runner import ConnectionTestResult
 
 HISTORY_LENGTH = 20
 

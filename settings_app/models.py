@@ -6,12 +6,20 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from settings_app.clouds import CLOUDS, DEFAULT_CLOUD, MICROSOFT365_PORT
-from settings_app.connection_test import ConnectionSettings
 from settings_app.fields import EncryptedTextField, UnreadableSecret
+from settings_app.transports import Transport, transport_for
+from settings_app.validators import (
+    validate_ascii,
+    validate_guid,
+    validate_no_control_characters,
+    validate_server,
+    validate_tenant,
+)
+from settings_app.values import ClientSecret, ConnectionSettings
 
 SECRET_EXPIRY_WARNINGS = (7, 14, 30)
 
@@ -67,7 +75,13 @@ class OutgoingEmailSettings(models.Model):
         choices=[(key, cloud.label) for key, cloud in CLOUDS.items()],
         default=DEFAULT_CLOUD,
     )
-    server = models.CharField(_("server"), max_length=253, blank=True, default=CLOUDS[DEFAULT_CLOUD].smtp_host)
+    server = models.CharField(
+        _("server"),
+        max_length=253,
+        blank=True,
+        default=CLOUDS[DEFAULT_CLOUD].smtp_host,
+        validators=[validate_no_control_characters, validate_server],
+    )
     port = models.PositiveIntegerField(
         _("port"), default=MICROSOFT365_PORT, validators=[MinValueValidator(1), MaxValueValidator(65535)]
     )
@@ -75,12 +89,16 @@ class OutgoingEmailSettings(models.Model):
         _("connection security"), max_length=16, choices=ConnectionSecurity.choices, default=ConnectionSecurity.STARTTLS
     )
     use_secure_auth = models.BooleanField(_("Use secure authentication"), default=True)
-    username = models.CharField(_("username"), max_length=254, blank=True)
+    username = models.CharField(
+        _("username"), max_length=254, blank=True, validators=[validate_no_control_characters, validate_ascii]
+    )
     password = EncryptedTextField(_("password"), blank=True)
-    sender_email = models.EmailField(_("Sender email"), blank=True)
+    sender_email = models.EmailField(_("Sender email"), blank=True, validators=[validate_ascii])
     use_user_email_as_sender = models.BooleanField(_("Use user's email as sender"), default=False)
-    client_id = models.CharField(_("Client ID"), max_length=36, blank=True)
-    tenant_id = models.CharField(_("Tenant ID"), max_length=253, blank=True)
+    client_id = models.CharField(_("Client ID"), max_length=36, blank=True, validators=[validate_guid])
+    tenant_id = models.CharField(
+        _("Tenant ID"), max_length=253, blank=True, validators=[validate_no_control_characters, validate_tenant]
+    )
     client_secret = EncryptedTextField(_("client secret"), blank=True)
     client_secret_expires_on = models.DateField(
         _("Secret expires on"),
@@ -121,12 +139,17 @@ class OutgoingEmailSettings(models.Model):
         return obj
 
     @property
-    def is_microsoft365(self) -> bool:
-        return self.protocol == Protocol.MICROSOFT365
+    def transport(self) -> Transport:
+        return transport_for(self.protocol)
+
+    @property
+    def uses_entra_id(self) -> bool:
+        """Whether the protocol authenticates with a token from Microsoft Entra ID."""
+        return self.transport.uses_oauth
 
     def secret_expiry(self, today: datetime.date) -> SecretExpiry | None:
         """How close the client secret is to its expiry, when that is worth a warning."""
-        if not self.is_microsoft365 or self.client_secret_expires_on is None:
+        if not self.uses_entra_id or self.client_secret_expires_on is None:
             return None
         days_left = (self.client_secret_expires_on - today).days
         threshold = next((days for days in SECRET_EXPIRY_WARNINGS if days_left <= days), None)
@@ -148,14 +171,31 @@ class OutgoingEmailSettings(models.Model):
             connection_security=self.connection_security,
             use_secure_auth=self.use_secure_auth,
             username=self.username,
-            password=self.password or "",
+            password=self.password if isinstance(self.password, str) else "",
             sender_email=self.sender_email,
             use_user_email_as_sender=self.use_user_email_as_sender,
             client_id=self.client_id,
             tenant_id=self.tenant_id,
-            client_secret=self.client_secret or "",
+            credential=ClientSecret(self.client_secret if isinstance(self.client_secret, str) else ""),
             cloud=self.cloud,
         )
+
+
+class StepStatus(models.TextChoices):
+    OK = "ok", pgettext_lazy("step status", "ok")
+    FAILED = "failed", pgettext_lazy("step status", "failed")
+    SKIPPED = "skipped", pgettext_lazy("step status", "skipped")
+
+
+class Outcome(models.TextChoices):
+    SUCCESS = "success", _("passed")
+    FAILURE = "failure", pgettext_lazy("step status", "failed")
+
+
+class Trigger(models.TextChoices):
+    PAGE = "page", pgettext_lazy("test trigger", "page")
+    COMMAND = "command", pgettext_lazy("test trigger", "command")
+    SCHEDULE = "schedule", pgettext_lazy("test trigger", "schedule")
 
 
 class ConnectionTestRun(models.Model):
@@ -170,8 +210,8 @@ class ConnectionTestRun(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
-    trigger = models.CharField(_("trigger"), max_length=16, default="page")
-    outcome = models.CharField(_("outcome"), max_length=16)
+    trigger = models.CharField(_("trigger"), max_length=16, choices=Trigger.choices, default=Trigger.PAGE)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
     duration_ms = models.PositiveIntegerField(_("duration ms"), default=0)
     protocol = models.CharField(_("protocol"), max_length=32)
     server = models.CharField(_("server"), max_length=253)
@@ -188,7 +228,7 @@ class ConnectionTestRun(models.Model):
 
     @property
     def failed_step(self) -> dict | None:
-        return next((step for step in self.steps if step["status"] == "failed"), None)
+        return next((step for step in self.steps if step["status"] == StepStatus.FAILED), None)
 
 
 class SettingsChange(models.Model):
@@ -216,3 +256,19 @@ class SettingsChange(models.Model):
 
     def __str__(self) -> str:
         return gettext("Settings change %(pk)s") % {"pk": self.pk}
+
+
+class CachedAccessToken(models.Model):
+    """msal's token cache for one token provider, encrypted (settings_app.token_cache)."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    value = models.TextField(blank=True, default="")
+    # Epoch seconds until which one process is asking the identity service for this key.
+    lease_until = models.FloatField(default=0)
+
+    class Meta:
+        verbose_name = _("cached access token")
+        verbose_name_plural = _("cached access tokens")
+
+    def __str__(self) -> str:
+        return self.key[:12]

@@ -1,7 +1,9 @@
 """Access tokens from Microsoft Entra ID with the OAuth 2.0 client-credentials flow.
 
-The only module that imports msal. Plain values in and out; every failure is a
-TokenError with a stable code (``AADSTS7000215``, ``timeout``, ``tls-untrusted``...).
+The only module that imports msal (and requests, for the identity calls). Plain values in
+and out; every failure is a TokenError with a stable code (``AADSTS7000215``, ``timeout``,
+``tls-untrusted``...). ``SharedTokenCache`` is msal's serializable cache as JSON text, for
+settings_app.token_cache to keep between processes.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import binascii
 import json
 import re
 import ssl
+import time
 from dataclasses import dataclass, field
 
 import msal
@@ -20,18 +23,14 @@ from msal.exceptions import MsalServiceError
 from requests.adapters import HTTPAdapter
 
 from settings_app.deadline import Deadline, DeadlineExceeded
+from settings_app.values import ClientSecret, Credential, ProtocolError
 
 
-class TokenError(Exception):
+class TokenError(ProtocolError):
     """The identity service gave no token. ``reply`` is its answer, free of secrets."""
 
-    step = "token"
-
     def __init__(self, code: str, message: str, reply: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.reply = reply
+        super().__init__(code, message, reply, step="token", retryable=code in ("timeout", "unreachable"))
 
 
 @dataclass(frozen=True)
@@ -39,6 +38,57 @@ class AccessToken:
     value: str = field(repr=False)
     expires_in: int
     source: str
+
+
+class SharedTokenCache:
+    """msal's token cache, read from and written to JSON text; never pickled.
+
+    Text that is not a cache msal wrote (garbage, truncated, foreign) reads as an empty cache.
+    """
+
+    def __init__(self, serialized: str = "") -> None:
+        self._cache = msal.SerializableTokenCache()
+        if serialized:
+            try:
+                self._cache.deserialize(serialized)
+            except (ValueError, TypeError, AttributeError):
+                self._cache = msal.SerializableTokenCache()
+
+    def valid_token(self, *, client_id: str, scope: str, margin: int) -> AccessToken | None:
+        """The cached token for ``scope`` with more than ``margin`` seconds left, found without
+        building an msal app (which would cost a discovery request on every call)."""
+        now = time.time()
+        try:
+            entries = list(
+                self._cache.search(
+                    msal.TokenCache.CredentialType.ACCESS_TOKEN, target=[scope], query={"client_id": client_id}
+                )
+            )
+        except (ValueError, TypeError, AttributeError, KeyError):
+            return None
+        for entry in entries:
+            try:
+                left = int(entry.get("expires_on", 0)) - now
+                due = "refresh_on" in entry and int(entry["refresh_on"]) < now
+                secret = entry["secret"]
+            except (ValueError, TypeError, KeyError):
+                continue
+            if left >= margin and not due and isinstance(secret, str):
+                return AccessToken(secret, int(left), "cache")
+        return None
+
+    @property
+    def changed(self) -> bool:
+        return self._cache.has_state_changed
+
+    def serialize(self) -> str:
+        return self._cache.serialize()
+
+
+def _msal_credential(credential: Credential) -> str | dict:
+    if isinstance(credential, ClientSecret):
+        return credential.value
+    raise TypeError(f"no msal form for {type(credential).__name__}")
 
 
 class _TrustAdapter(HTTPAdapter):
@@ -75,25 +125,34 @@ def acquire_token(
     *,
     client_id: str,
     tenant_id: str,
-    client_secret: str,
+    credential: Credential,
     authority_host: str,
     scope: str,
     deadline: Deadline,
     ssl_context: ssl.SSLContext,
     ca_bundle: str = "",
-    token_cache: msal.TokenCache | None = None,
+    token_cache: SharedTokenCache | None = None,
 ) -> AccessToken:
     """A token for ``scope``; raises TokenError.
 
     ``ssl_context`` comes from tls.trust_context(ca_bundle); ``ca_bundle`` is
-    MAILADMIN_CA_BUNDLE or empty. Without ``token_cache`` a fresh cache is used, so the identity service is always
-    asked: that proves the secret works. Pass a shared cache to reuse tokens.
+    MAILADMIN_CA_BUNDLE or empty. Without ``token_cache`` a fresh cache is used, so the identity
+    service is always asked: that proves the credential works. A shared cache is updated in place.
     """
     authority = f"{authority_host.rstrip('/')}/{tenant_id}"
     host = authority_host.split("://", 1)[-1].split("/", 1)[0].lower()
     session = _DeadlineSession(deadline, ssl_context, ca_bundle)
     try:
-        outcome = _request_token(session, client_id, client_secret, authority, host, tenant_id, scope, token_cache)
+        outcome = _request_token(
+            session,
+            client_id,
+            _msal_credential(credential),
+            authority,
+            host,
+            tenant_id,
+            scope,
+            token_cache._cache if token_cache is not None else msal.TokenCache(),
+        )
     finally:
         session.close()
     # Raised here, outside any except block, so the error has no __context__: the
@@ -108,21 +167,21 @@ def acquire_token(
 def _request_token(
     session: requests.Session,
     client_id: str,
-    client_secret: str,
+    client_credential: str | dict,
     authority: str,
     host: str,
     tenant_id: str,
     scope: str,
-    token_cache: msal.TokenCache | None,
+    token_cache: msal.TokenCache,
 ) -> dict | TokenError:
     """msal's answer, or the TokenError describing why there is none (returned, not raised)."""
     try:
         app = msal.ConfidentialClientApplication(
             client_id,
-            client_credential=client_secret,
+            client_credential=client_credential,
             authority=authority,
             http_client=session,
-            token_cache=token_cache if token_cache is not None else msal.TokenCache(),
+            token_cache=token_cache,
             # Hosts msal does not know (a local fake, a proxy) have no instance metadata.
             instance_discovery=host in WELL_KNOWN_AUTHORITY_HOSTS,
         )

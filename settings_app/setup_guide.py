@@ -27,6 +27,10 @@ class GuideStep:
 
 def guide_steps(v: SetupValues) -> list[GuideStep]:
     """The steps in order, in the active language (the commands are never translated)."""
+    return [*_entra_app_steps(v), *_exchange_steps(v), *_credential_steps(v), *_panel_steps(v)]
+
+
+def _entra_app_steps(v: SetupValues) -> list[GuideStep]:
     return [
         GuideStep(
             "app-registration",
@@ -55,6 +59,11 @@ def guide_steps(v: SetupValues) -> list[GuideStep]:
             _("Grant admin consent"),
             (_("Still under API permissions, press 'Grant admin consent for <your organisation>'."),),
         ),
+    ]
+
+
+def _exchange_steps(v: SetupValues) -> list[GuideStep]:
+    return [
         GuideStep(
             "service-principal",
             _("Register the service principal in Exchange Online"),
@@ -85,6 +94,11 @@ def guide_steps(v: SetupValues) -> list[GuideStep]:
             ),
             (v.enable_mailbox_smtp_auth, v.enable_tenant_smtp_auth),
         ),
+    ]
+
+
+def _credential_steps(v: SetupValues) -> list[GuideStep]:
+    return [
         GuideStep(
             "client-secret",
             _("Create a client secret"),
@@ -96,6 +110,11 @@ def guide_steps(v: SetupValues) -> list[GuideStep]:
                 ),
             ),
         ),
+    ]
+
+
+def _panel_steps(v: SetupValues) -> list[GuideStep]:
+    return [
         GuideStep(
             "configure",
             _("Fill in this panel"),

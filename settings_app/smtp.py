@@ -9,6 +9,7 @@ status>`` for server replies (``535-5.7.3``) or ``dns``, ``refused``, ``timeout`
 
 from __future__ import annotations
 
+import base64
 import re
 import smtplib
 import socket
@@ -19,22 +20,23 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 
 from settings_app.deadline import Deadline, DeadlineExceeded
+from settings_app.values import CONTROL_CHARACTERS, ProtocolError
 
+# What every SMTP failure is, for code that must not import smtplib (the email backend's errors).
+SMTPException = smtplib.SMTPException
 _HOSTNAME_MISMATCH = 62  # X509_V_ERR_HOSTNAME_MISMATCH
-# C0 and C1 controls: a CR or LF would end an SMTP command line early (injection).
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _ENHANCED_STATUS = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
 Address = tuple  # one getaddrinfo() entry
 
 
-class SmtpError(Exception):
-    """An SMTP step failed. ``reply`` is the server's answer (never holds a secret)."""
+class SmtpError(ProtocolError):
+    """An SMTP step failed. ``reply`` is the server's answer (never holds a secret).
+
+    Retryable when the server hung up or answered 421: the message in flight was not accepted.
+    """
 
     def __init__(self, code: str, message: str, reply: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.reply = reply
+        super().__init__(code, message, reply, retryable=code == "disconnected" or code.startswith("421"))
 
 
 def reply_text(code: int, message: bytes | str) -> str:
@@ -218,6 +220,16 @@ def require_sendable(what: str, *values: str) -> None:
         )
 
 
+def xoauth2_response(username: str, token: str) -> str:
+    """The SASL XOAUTH2 initial response, before base64 (smtplib encodes it)."""
+    return f"user={username}\x01auth=Bearer {token}\x01\x01"
+
+
+def xoauth2_redactions(username: str, token: str) -> tuple[str, str]:
+    """The token and its base64 XOAUTH2 form, as they could appear in a reply or a trace."""
+    return token, base64.b64encode(xoauth2_response(username, token).encode()).decode()
+
+
 def authenticate_xoauth2(connection: smtplib.SMTP, host: str, username: str, token: str, deadline: Deadline) -> str:
     """AUTH XOAUTH2 with the token as initial response; returns the 235 reply."""
     if "XOAUTH2" not in offered_auth_mechanisms(connection):
@@ -226,7 +238,7 @@ def authenticate_xoauth2(connection: smtplib.SMTP, host: str, username: str, tok
             "xoauth2-unsupported", f"{host} does not offer AUTH XOAUTH2 (offered: {offered}).", ""
         )
     require_sendable("username (the mailbox address)", username)
-    sasl = f"user={username}\x01auth=Bearer {token}\x01\x01"
+    sasl = xoauth2_response(username, token)
     with _protocol_errors(host):
         _arm(connection, deadline)
         # smtplib returns normally on 503 ("Send hello first"), which is still a failure.

@@ -20,11 +20,11 @@ from django.views import View
 from django.views.decorators.debug import sensitive_post_parameters
 
 from settings_app.audit import recent_changes, record_change, snapshot
-from settings_app.connection_test import ConnectionTestResult, run_connection_test
 from settings_app.diagnosis import SetupValues
 from settings_app.forms import OutgoingEmailSettingsForm
 from settings_app.history import recent_test_runs, record_test_run, seconds_until_next_test
 from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
+from settings_app.runner import ConnectionTestResult, run_connection_test
 from settings_app.setup_guide import guide_steps, proven_anchors
 
 VIEW_PERMISSION = "settings_app.view_outgoingemailsettings"
@@ -175,7 +175,7 @@ class SetupGuideView(View):
             {
                 "steps": guide_steps(SetupValues.of(settings.to_connection_settings())),
                 "latest_run": latest,
-                "proven": proven_anchors(latest.steps) if latest and settings.is_microsoft365 else set(),
+                "proven": proven_anchors(latest.steps) if latest and settings.uses_entra_id else set(),
                 "pointed": (failed.get("finding") or {}).get("guide_step") if failed else None,
             },
         )

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from django.core.cache import caches
 from django.core.mail import EmailMessage, send_mail
 
-from settings_app import crypto
+from settings_app import crypto, token_cache
 from settings_app.backends import OutgoingEmailBackend, OutgoingEmailError
-from settings_app.connection_test import run_connection_test
 from settings_app.mail import send_mail_as
 from settings_app.models import OutgoingEmailSettings
-from settings_app.token_cache import RENEWAL_MARGIN, TokenSource
+from settings_app.runner import run_connection_test
+from settings_app.tls import shared_trust
+from settings_app.token_cache import RENEWAL_MARGIN
 from tests.fakes.fixtures import make_client_secret
 
 pytestmark = pytest.mark.django_db
@@ -65,9 +65,11 @@ def subjects(fake_smtp) -> list[str]:
 
 
 def cache_key(saved: OutgoingEmailSettings) -> str:
-    return TokenSource.of(
-        cloud=saved.cloud, tenant_id=saved.tenant_id, client_id=saved.client_id, client_secret=saved.client_secret
-    ).cache_key
+    return saved.transport.token_provider(saved.to_connection_settings(), shared_trust()).cache_key
+
+
+def stored_token_cache(key: str) -> str | None:
+    return token_cache.stored_value(key) or None
 
 
 # --- sender rules -------------------------------------------------------------------
@@ -176,10 +178,10 @@ def test_a_token_expiring_mid_batch_gets_a_new_session_before_the_next_message(o
 def test_saving_the_settings_invalidates_the_cached_token(outgoing, fake_identity, fake_smtp, m365_tenant):
     send_mail("First", "Body.", None, [RECIPIENT])
     old_key = cache_key(outgoing)
-    assert caches["default"].get(old_key)
+    assert stored_token_cache(old_key)
 
     outgoing.save()
-    assert caches["default"].get(old_key) is None
+    assert stored_token_cache(old_key) is None
     send_mail("After saving", "Body.", None, [RECIPIENT])
     assert len(fake_identity.token_requests) == 2
 
@@ -187,7 +189,7 @@ def test_saving_the_settings_invalidates_the_cached_token(outgoing, fake_identit
     m365_tenant.app.secret = new_secret
     outgoing.client_secret = new_secret
     outgoing.save()
-    assert caches["default"].get(old_key) is None
+    assert stored_token_cache(old_key) is None
     send_mail("New secret", "Body.", None, [RECIPIENT])
     assert len(fake_identity.token_requests) == 3
     assert cache_key(outgoing) != old_key
@@ -197,7 +199,7 @@ def test_saving_the_settings_invalidates_the_cached_token(outgoing, fake_identit
 def test_the_shared_token_cache_is_stored_encrypted(outgoing, m365_tenant):
     send_mail("Hello", "Body.", None, [RECIPIENT])
 
-    stored = caches["default"].get(cache_key(outgoing))
+    stored = stored_token_cache(cache_key(outgoing))
     assert "AccessToken" not in stored
     assert "eyJ" not in stored
     assert m365_tenant.client_secret not in stored

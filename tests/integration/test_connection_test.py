@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from settings_app.connection_test import STEPS, run_connection_test
 from settings_app.models import OutgoingEmailSettings
+from settings_app.runner import run_connection_test
+from settings_app.transports.smtp import STEPS
 
 pytestmark = pytest.mark.django_db
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from settings_app.connection_test import run_connection_test
 from settings_app.models import OutgoingEmailSettings
+from settings_app.runner import run_connection_test
 from tests.fakes import tls
 from tests.fakes.smtp import FakeExchange
 
@@ -163,6 +163,7 @@ def test_a_token_error_keeps_no_exception_context_holding_the_request(m365_tenan
     from settings_app import oauth
     from settings_app.deadline import Deadline
     from settings_app.tls import trust_context
+    from settings_app.values import ClientSecret
     from tests.fakes.identity import FakeIdentity
 
     intercepted = FakeIdentity(server_cert=tls.untrusted_server_cert())
@@ -170,7 +171,7 @@ def test_a_token_error_keeps_no_exception_context_holding_the_request(m365_tenan
         oauth.acquire_token(
             client_id=m365_tenant.client_id,
             tenant_id=m365_tenant.tenant_id,
-            client_secret=str(m365_tenant.client_secret),
+            credential=ClientSecret(str(m365_tenant.client_secret)),
             authority_host=intercepted.authority_host,
             scope=m365_tenant.scope,
             deadline=Deadline(5),

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from settings_app.connection_test import STEPS
 from settings_app.models import ConnectionTestRun
+from settings_app.transports.smtp import STEPS
 from tests.integration.pages import form_of
 
 pytestmark = pytest.mark.django_db

@@ -21,8 +21,8 @@ from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.utils import translation
 
-from settings_app.connection_test import STEPS
 from settings_app.models import ConnectionTestRun
+from settings_app.transports.smtp import STEPS
 from tests.integration.pages import URL, form_of, m365_form, steps_on_page
 
 pytestmark = pytest.mark.django_db

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from settings_app.connection_test import ConnectionSettings
 from settings_app.diagnosis import ENTERPRISE_OBJECT_ID, diagnose
+from settings_app.values import ClientSecret, ConnectionSettings
 
 CLIENT_ID = "6731de76-14a6-49ae-97bc-6eba6914391e"
 MAILBOX = "noreply@contoso.com"
@@ -20,7 +20,7 @@ def m365(**overrides) -> ConnectionSettings:
         sender_email=MAILBOX,
         client_id=CLIENT_ID,
         tenant_id="contoso.onmicrosoft.com",
-        client_secret="not-shown",
+        credential=ClientSecret("not-shown"),
     )
     values.update(overrides)
     return ConnectionSettings(**values)

@@ -7,9 +7,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
 from django.utils.translation import gettext
 
-from settings_app.connection_test import run_connection_test
 from settings_app.history import record_test_run
 from settings_app.models import OutgoingEmailSettings
+from settings_app.runner import run_connection_test
 
 
 class Command(BaseCommand):

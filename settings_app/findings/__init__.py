@@ -1,0 +1,1 @@
+"""Findings tables, one module per who raises the codes; settings_app.diagnosis picks among them."""

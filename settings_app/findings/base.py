@@ -1,0 +1,112 @@
+"""What every findings table is made of: a Finding, its fixes, and the administrator's values.
+
+A table maps an error code to a builder ``(code, values, reply) -> Finding``; each who can
+raise codes (Entra ID, SMTP servers, Exchange Online) has its own table module, and
+settings_app.diagnosis picks the tables by who raised the code. Builders are pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from settings_app.values import ConnectionSettings
+
+ENTERPRISE_OBJECT_ID = "<Object ID from Enterprise applications>"
+
+
+@dataclass(frozen=True)
+class Fix:
+    text: str
+    command: str = ""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """``code`` is the failed step's code; ``guide_step`` an anchor of the setup guide."""
+
+    code: str
+    title: str
+    explanation: str
+    causes: tuple[str, ...] = ()
+    fixes: tuple[Fix, ...] = ()
+    guide_step: str = ""
+    variant: str = field(default="", compare=False)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def ps_quote(value: str) -> str:
+    """A PowerShell single-quoted string."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class SetupValues:
+    """The administrator's values, and the PowerShell commands of the setup guide filled with them."""
+
+    mailbox: str
+    client_id: str
+    tenant: str
+    sender: str
+    server: str
+    port: int
+
+    @classmethod
+    def of(cls, config: ConnectionSettings) -> SetupValues:
+        return cls(
+            mailbox=config.username or "<mailbox>",
+            client_id=config.client_id or "<Application (client) ID>",
+            tenant=config.tenant_id or "<Directory (tenant) ID>",
+            sender=config.sender_email or "<sender email>",
+            server=config.server or "<server>",
+            port=config.port,
+        )
+
+    @property
+    def _service_principal(self) -> str:
+        return f"$sp = Get-ServicePrincipal | Where-Object AppId -eq {ps_quote(self.client_id)}"
+
+    @property
+    def find_service_principal(self) -> str:
+        return f"{self._service_principal}\n$sp | Format-List"
+
+    @property
+    def new_service_principal(self) -> str:
+        return f"New-ServicePrincipal -AppId {ps_quote(self.client_id)} -ObjectId {ps_quote(ENTERPRISE_OBJECT_ID)}"
+
+    @property
+    def add_mailbox_permission(self) -> str:
+        return (
+            f"{self._service_principal}\n"
+            f"Add-MailboxPermission -Identity {ps_quote(self.mailbox)} -User $sp.Identity -AccessRights FullAccess"
+        )
+
+    @property
+    def enable_mailbox_smtp_auth(self) -> str:
+        return f"Set-CASMailbox -Identity {ps_quote(self.mailbox)} -SmtpClientAuthenticationDisabled $false"
+
+    enable_tenant_smtp_auth = "Set-TransportConfig -SmtpClientAuthenticationDisabled $false"
+
+    def add_send_as(self, sender: str) -> str:
+        return (
+            f"{self._service_principal}\n"
+            f"Add-RecipientPermission -Identity {ps_quote(sender)} -Trustee $sp.Identity -AccessRights SendAs"
+        )
+
+
+Builder = Callable[[str, SetupValues, str], Finding]
+Table = dict[str, Builder]
+
+
+def entry(table: Table, *codes: str):
+    def register(builder: Builder) -> Builder:
+        for code in codes:
+            table[code] = builder
+        return builder
+
+    return register
+
+
+# --- Microsoft Entra ID (the "token" step) ---------------------------------------------
