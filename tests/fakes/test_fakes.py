@@ -766,11 +766,11 @@ def test_multiline_smtp_reply_leaves_in_one_write(fake_smtp: FakeExchange) -> No
 def test_https_response_leaves_in_one_write(fake_identity: FakeIdentity, ca_bundle_path: Path) -> None:
     context = ssl.create_default_context(cafile=str(ca_bundle_path))
     request = b"GET /common/discovery/instance HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    with socket.create_connection((fake_identity.host, fake_identity.port), timeout=5) as tcp:
-        with context.wrap_socket(tcp, server_hostname="127.0.0.1") as raw:
-            raw.sendall(request)
-            # One TLS record holds status line, headers and body (under 16 KiB).
-            response = raw.recv(65536)
+    tcp = socket.create_connection((fake_identity.host, fake_identity.port), timeout=5)
+    with context.wrap_socket(tcp, server_hostname="127.0.0.1") as raw:
+        raw.sendall(request)
+        # One TLS record holds status line, headers and body (under 16 KiB).
+        response = raw.recv(65536)
     head, _, body = response.partition(b"\r\n\r\n")
     length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
     assert head.startswith(b"HTTP/1.1 400") and len(body) == length, response
