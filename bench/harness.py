@@ -9,7 +9,7 @@ Contracts:
   delays every reply of both fakes by ``s`` seconds. The child stops at the end of
   the ``with`` block, or by itself when this process goes away (its pipe closes).
 - ``write_realistic_ca_bundle(fake_ca, target)``: certifi's bundle plus the fake CA,
-  the size of a production trust store (about 145 certificates).
+  the size of a production trust store (100 to 150 certificates, by certifi's version).
 - ``setup_django(folder, info, ca_bundle)`` points a fresh instance folder and SQLite
   database at the fakes, runs the migrations and saves Microsoft 365 settings for
   the fake tenant. Call it once per process, before importing anything of Django's.

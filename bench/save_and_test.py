@@ -152,7 +152,7 @@ def main() -> int:
     parser.add_argument(
         "--realistic-ca",
         action="store_true",
-        help="Trust certifi's bundle plus the fake CA (about 145 certificates) instead of the fake CA alone.",
+        help="Trust certifi's bundle plus the fake CA (a production-sized store) instead of the fake CA alone.",
     )
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mailadmin-bench-") as name, FakesProcess(Path(name)) as fakes:
