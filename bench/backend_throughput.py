@@ -20,9 +20,9 @@ Both trust the same realistic CA bundle: certifi's bundle plus the fake's test C
 Ours reads it from MAILADMIN_CA_BUNDLE. The stock backend has no setting for it: its
 ``ssl.create_default_context()`` loads OpenSSL's default paths, so SSL_CERT_FILE names
 the same PEM and SSL_CERT_DIR an empty folder (no extra certificates from the
-machine's store). Work alternates between the backends in
-chunks of ``--batch`` messages, so that a drift of the machine's speed affects both
-alike; the first chunk is ours, with a cold token cache.
+machine's store). Work alternates between the backends in chunks of ``--batch``
+messages, so that a drift of the machine's speed affects both alike; the first chunk
+is ours, with a cold token cache.
 
 Prints messages per second for both backends and their ratio per pattern (targets:
 >= 1.0 for one message per connection, >= 0.95 for batches) and how many token
@@ -96,7 +96,7 @@ def _single_senders(info: dict[str, Any]) -> dict[str, Sender]:
 
     def stock(numbers: list[int]) -> int:
         # What send_mail() does with EMAIL_BACKEND set to the stock backend and EMAIL_HOST_* set.
-        o = _stock_options(info)
+        o = _stock_options(info)  # keyword arguments of the stock backend
         return sum(
             send_mail(f"Message {n}", BODY, RELAY_USER, [RECIPIENT], connection=get_connection(STOCK_BACKEND, **o))
             for n in numbers
