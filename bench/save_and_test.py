@@ -16,8 +16,8 @@ It does so with no network delay, then with a simulated round trip before every
 server reply (each SMTP reply, each HTTPS response; ``--round-trip-ms``, default 30),
 and prints the medians and the ratio "Save and test / bare handshake" for both, with
 the targets (<= 1.5 at 0 ms, <= 0.8 at 30 ms), and how Save and test splits into
-the page GET, the POST (which runs the test) and the result page. A ratio is a figure, not a test: the
-script exits 1 only when a run did not pass.
+the page GET, the POST (which runs the test) and the result page. A ratio is a
+figure, not a test: the script exits 1 only when a run did not pass.
 
 Run: .venv/bin/python bench/save_and_test.py [--repeat 15] [--round-trip-ms 30] [--realistic-ca]
 """
