@@ -221,6 +221,8 @@ class _ExchangeSession(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.transport is None:
             # The first call is the TCP connection; STARTTLS calls again with the TLS layer.
+            # asyncio sets TCP_NODELAY itself only on sockets made with proto=IPPROTO_TCP,
+            # and _Controller's listener is socket(AF_INET, SOCK_STREAM): proto 0.
             self._fake._accepted(transport.get_extra_info("socket"))
         super().connection_made(transport)
 
