@@ -1,180 +1,157 @@
 """Throughput of OutgoingEmailBackend against Django's stock SMTP backend, on loopback fakes.
 
 Starts the fakes from tests/fakes (FakeIdentity for Entra ID, FakeExchange for
-Exchange Online SMTP with STARTTLS) in a child process, so that they do not
-compete with the backends for this process's GIL, plus a throw-away instance
-folder and database. It then sends the same number of messages through
+Exchange Online SMTP with STARTTLS) in a child process (bench/harness.py), so that
+they do not compete with the backends for this process's GIL, plus a throw-away
+instance folder and database. It then sends the same messages through
 
 - OutgoingEmailBackend in Microsoft 365 mode (XOAUTH2, token from the shared cache), and
 - Django's stock SMTP backend with AUTH LOGIN to the same server,
 
-in alternating batches (one connection per batch), and prints messages per second
-for both, their ratio and how many token requests reached the identity fake.
-Targets: ratio >= 0.9, exactly 1 token request.
+in two patterns:
 
-Run: .venv/bin/python bench/backend_throughput.py [--messages 500] [--batch 50]
+- **batches**: ``send_messages()`` of ``--batch`` messages on one connection;
+- **one message per connection**: Django's ``send_mail()`` per message, which builds a
+  new backend (``get_connection()``) and so opens a new connection, and a new TLS
+  context, every time: the common pattern of application code.
+
+Both trust the same realistic CA bundle: certifi's bundle plus the fake's test CA
+(a production-sized store: 100 to 150 certificates, depending on certifi's version).
+Ours reads it from MAILADMIN_CA_BUNDLE. The stock backend has no setting for it: its
+``ssl.create_default_context()`` loads OpenSSL's default paths, so SSL_CERT_FILE names
+the same PEM and SSL_CERT_DIR an empty folder (no extra certificates from the
+machine's store). Work alternates between the backends in chunks of ``--batch``
+messages, so that a drift of the machine's speed affects both alike; the first chunk
+is ours, with a cold token cache.
+
+Prints messages per second for both backends and their ratio per pattern (targets:
+>= 1.0 for one message per connection, >= 0.95 for batches) and how many token
+requests reached the identity fake (target: 1, one per token lifetime).
+
+Run: .venv/bin/python bench/backend_throughput.py [--messages 500] [--batch 50] [--singles 200]
 Exits 1 if a message was not delivered.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import multiprocessing
 import os
 import sys
 import tempfile
 import time
-import uuid
-from multiprocessing.connection import Connection
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-PROJECT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-MAILBOX = "svc@contoso.com"
-RELAY_USER = "relay@contoso.com"
-RECIPIENT = "someone@example.net"
-RATIO_TARGET = 0.9
+from bench.harness import RECIPIENT, RELAY_USER, FakesProcess, setup_django, write_realistic_ca_bundle
+
+TARGETS = {"batches": 0.95, "one message per connection": 1.0}
+STOCK_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+BODY = "Body.\n" * 20
+
+Sender = Callable[[list[int]], int]
 
 
-def serve_fakes(channel: Connection, folder: str) -> None:
-    """Child process: run the fakes, describe them, then answer "report" until "stop"."""
-    from tests.fakes import tls
-    from tests.fakes.fixtures import make_client_secret
-    from tests.fakes.identity import FakeIdentity
-    from tests.fakes.smtp import FakeExchange
+def _alternate(fakes: FakesProcess, senders: dict[str, Sender], count: int, chunk: int) -> dict[str, dict[str, Any]]:
+    """Send ``count`` messages with each sender, alternating chunks; seconds, sent and connections."""
+    results = {name: {"seconds": 0.0, "sent": 0, "connections": 0} for name in senders}
+    for start in range(0, count, chunk):
+        numbers = list(range(start, min(start + chunk, count)))
+        for name, send in senders.items():
+            before = fakes.report()["connections"]
+            started = time.perf_counter()
+            results[name]["sent"] += send(numbers)
+            results[name]["seconds"] += time.perf_counter() - started
+            results[name]["connections"] += fakes.report()["connections"] - before
+    return results
 
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
-    with FakeIdentity() as identity, FakeExchange(identity=identity) as exchange:
-        tenant_id, client_id, secret = str(uuid.uuid4()), str(uuid.uuid4()), make_client_secret()
-        identity.add_tenant(tenant_id, ("contoso.onmicrosoft.com", "contoso.com"))
-        exchange.setup_mailbox(identity.register_app(tenant_id, client_id, secret), MAILBOX)
-        relay_password = make_client_secret()
-        exchange.add_user(RELAY_USER, relay_password)
-        channel.send(
-            {
-                "ca_bundle": str(tls.write_ca_bundle(Path(folder) / "ca.pem")),
-                "authority_host": identity.authority_host,
-                "smtp_host": exchange.hostname,
-                "smtp_port": exchange.port,
-                "tenant_id": tenant_id,
-                "client_id": client_id,
-                "client_secret": secret,
-                "relay_password": relay_password,
-            }
+
+def _batch_senders(info: dict[str, Any]) -> dict[str, Sender]:
+    """One backend each, ``send_messages()`` of a whole chunk on one connection."""
+    from django.core.mail import EmailMessage, get_connection
+
+    from settings_app.backends import OutgoingEmailBackend
+
+    ours = OutgoingEmailBackend()
+    stock = get_connection(STOCK_BACKEND, **_stock_options(info))
+
+    def messages(numbers: list[int], from_email: str | None) -> list[EmailMessage]:
+        return [EmailMessage(f"Message {n}", BODY, from_email, [RECIPIENT]) for n in numbers]
+
+    return {
+        "ours": lambda numbers: ours.send_messages(messages(numbers, None)),
+        "stock": lambda numbers: stock.send_messages(messages(numbers, RELAY_USER)),
+    }
+
+
+def _single_senders(info: dict[str, Any]) -> dict[str, Sender]:
+    """``send_mail()`` per message: a new backend, so a new connection, each time."""
+    from django.core.mail import get_connection, send_mail
+
+    def ours(numbers: list[int]) -> int:
+        # No connection given: send_mail() builds settings.EMAIL_BACKEND, OutgoingEmailBackend.
+        return sum(send_mail(f"Message {n}", BODY, None, [RECIPIENT]) for n in numbers)
+
+    def stock(numbers: list[int]) -> int:
+        # What send_mail() does with EMAIL_BACKEND set to the stock backend and EMAIL_HOST_* set.
+        o = _stock_options(info)  # keyword arguments of the stock backend
+        return sum(
+            send_mail(f"Message {n}", BODY, RELAY_USER, [RECIPIENT], connection=get_connection(STOCK_BACKEND, **o))
+            for n in numbers
         )
-        while channel.recv() == "report":
-            channel.send(
-                {
-                    "token_requests": len(identity.token_requests),
-                    "connections": exchange.connections,
-                    "delivered": len(exchange.messages),
-                    "refused": len(exchange.rejected_messages),
-                }
-            )
+
+    return {"ours": ours, "stock": stock}
+
+
+def _stock_options(info: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "host": info["smtp_host"],
+        "port": info["smtp_port"],
+        "username": RELAY_USER,
+        "password": info["relay_password"],
+        "use_tls": True,
+        "timeout": 30,
+    }
+
+
+def _print_pattern(pattern: str, per_connection: str, results: dict[str, dict[str, Any]]) -> None:
+    rates = {name: r["sent"] / r["seconds"] for name, r in results.items()}
+    labels = {"ours": "OutgoingEmailBackend (Microsoft 365, XOAUTH2)", "stock": "Django SMTP backend (AUTH LOGIN)"}
+    print(f"{pattern} ({per_connection}):")
+    for name, r in results.items():
+        print(
+            f"  {labels[name]:<46} {r['sent']} sent in {r['seconds']:.2f} s, "
+            f"{rates[name]:.1f} msg/s, {r['connections']} connections"
+        )
+    print(f"  ratio: {rates['ours'] / rates['stock']:.2f} (target >= {TARGETS[pattern]})")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=500, help="Messages per backend (default 500).")
-    parser.add_argument("--batch", type=int, default=50, help="Messages per connection (default 50).")
+    parser.add_argument("--messages", type=int, default=500, help="Messages per backend in batches (default 500).")
+    parser.add_argument("--batch", type=int, default=50, help="Messages per batch connection (default 50).")
+    parser.add_argument(
+        "--singles", type=int, default=200, help="Messages per backend, one per connection (default 200)."
+    )
     options = parser.parse_args()
-
-    context = multiprocessing.get_context("spawn")
-    with tempfile.TemporaryDirectory(prefix="mailadmin-bench-") as folder:
-        channel, child_end = context.Pipe()
-        fakes = context.Process(target=serve_fakes, args=(child_end, folder), daemon=True)
-        fakes.start()
-        try:
-            return _run(Path(folder), channel, options.messages, options.batch)
-        finally:
-            channel.send("stop")
-            fakes.join(timeout=10)
-
-
-def _report(channel: Connection) -> dict:
-    channel.send("report")
-    return channel.recv()
-
-
-def _run(folder: Path, channel: Connection, count: int, batch: int) -> int:
-    fakes = channel.recv()
-    for name in ("MAILADMIN_CACHE_URL", "DATABASE_URL"):
-        os.environ.pop(name, None)
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "mailadmin.settings",
-            "MAILADMIN_INSTANCE_DIR": str(folder / "instance"),
-            "MAILADMIN_SQLITE_PATH": str(folder / "db.sqlite3"),
-            "MAILADMIN_AUTHORITY_HOST": fakes["authority_host"],
-            "MAILADMIN_CA_BUNDLE": fakes["ca_bundle"],
-            # The stock backend trusts the platform store only; OpenSSL reads this variable.
-            "SSL_CERT_FILE": fakes["ca_bundle"],
-        }
-    )
-    import django
-
-    django.setup()
-    from django.core.mail import EmailMessage
-    from django.core.mail.backends.smtp import EmailBackend
-    from django.core.management import call_command
-
-    from settings_app.backends import OutgoingEmailBackend
-    from settings_app.models import OutgoingEmailSettings
-
-    call_command("migrate", verbosity=0)
-    saved = OutgoingEmailSettings.load()
-    saved.protocol = "smtp_microsoft365"
-    saved.server, saved.port, saved.connection_security = fakes["smtp_host"], fakes["smtp_port"], "starttls"
-    saved.username = saved.sender_email = MAILBOX
-    saved.client_id, saved.tenant_id = fakes["client_id"], fakes["tenant_id"]
-    saved.client_secret = fakes["client_secret"]
-    saved.save()
-
-    def batches(from_email: str | None) -> list[list[EmailMessage]]:
-        messages = [EmailMessage(f"Message {n}", "Body.\n" * 20, from_email, [RECIPIENT]) for n in range(count)]
-        return [messages[start : start + batch] for start in range(0, count, batch)]
-
-    backends = {
-        "ours": OutgoingEmailBackend(),
-        "stock": EmailBackend(
-            host=fakes["smtp_host"],
-            port=fakes["smtp_port"],
-            username=RELAY_USER,
-            password=fakes["relay_password"],
-            use_tls=True,
-            timeout=30,
-        ),
-    }
-    seconds = {"ours": 0.0, "stock": 0.0}
-    sent = {"ours": 0, "stock": 0}
-    connections = {"ours": 0, "stock": 0}
-    # Batches alternate between the backends so that any drift of the machine's speed
-    # affects both alike; the first batch is ours, with a cold token cache.
-    for pair in zip(batches(None), batches(RELAY_USER), strict=True):
-        for name, work in zip(("ours", "stock"), pair, strict=True):
-            before = _report(channel)["connections"]
-            started = time.perf_counter()
-            sent[name] += backends[name].send_messages(work)
-            seconds[name] += time.perf_counter() - started
-            connections[name] += _report(channel)["connections"] - before
-
-    final = _report(channel)
-    rates = {name: sent[name] / seconds[name] for name in backends}
-    print(f"messages per backend: {count}, {batch} per connection")
-    print(
-        f"OutgoingEmailBackend (Microsoft 365, XOAUTH2): {sent['ours']} sent in {seconds['ours']:.2f} s, "
-        f"{rates['ours']:.1f} msg/s, {connections['ours']} connections"
-    )
-    print(
-        f"Django SMTP backend (AUTH LOGIN):              {sent['stock']} sent in {seconds['stock']:.2f} s, "
-        f"{rates['stock']:.1f} msg/s, {connections['stock']} connections"
-    )
-    print(f"ratio: {rates['ours'] / rates['stock']:.2f} (target >= {RATIO_TARGET})")
-    print(f"token requests: {final['token_requests']} (target 1)")
-    if final["delivered"] != 2 * count or final["refused"]:
-        print(f"delivered {final['delivered']} of {2 * count}; {final['refused']} refused", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="mailadmin-bench-") as name, FakesProcess(Path(name)) as fakes:
+        folder = Path(name)
+        bundle = write_realistic_ca_bundle(fakes.info["ca_bundle"], folder / "realistic-ca.pem")
+        (folder / "no-certificates").mkdir()
+        os.environ.update({"SSL_CERT_FILE": str(bundle), "SSL_CERT_DIR": str(folder / "no-certificates")})
+        setup_django(folder, fakes.info, bundle)
+        print(f"trust: {bundle.read_text().count('BEGIN CERTIFICATE')} certificates (certifi + fake CA) for both")
+        batches = _alternate(fakes, _batch_senders(fakes.info), options.messages, options.batch)
+        _print_pattern("batches", f"{options.batch} messages per connection", batches)
+        singles = _alternate(fakes, _single_senders(fakes.info), options.singles, options.batch)
+        _print_pattern("one message per connection", "send_mail() per message", singles)
+        final = fakes.report()
+    print(f"token requests: {final['token_requests']} (target 1, one per token lifetime)")
+    expected = 2 * (options.messages + options.singles)
+    if final["delivered"] != expected or final["refused"]:
+        print(f"delivered {final['delivered']} of {expected}; {final['refused']} refused", file=sys.stderr)
         return 1
     return 0
 

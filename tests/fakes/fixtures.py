@@ -2,7 +2,8 @@
 
 Session fixtures start one ``FakeIdentity`` and one ``FakeExchange`` (linked);
 the function fixtures hand them out after ``reset(everything=True)`` so no
-test sees another test's tenants, grants or faults.
+test sees another test's tenants, grants, faults or simulated round trip
+(``fake_smtp.simulate_round_trip(0.030)``).
 """
 
 from __future__ import annotations

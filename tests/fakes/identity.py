@@ -16,6 +16,8 @@ Contract (see shared/reference/microsoft-protocol-notes.md, sections 1-2):
 - Faults injected through ``fail_with``, ``respond_with_status``,
   ``respond_with_non_json`` and ``stall`` last until ``reset()``.
 - Every request is recorded with secrets redacted.
+- Accepted sockets get ``TCP_NODELAY``; each response leaves in one write, after
+  the simulated round trip (``simulate_round_trip``, see ``tests.fakes.loopback``).
 """
 
 from __future__ import annotations
@@ -326,9 +328,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "Microsoft-IIS/10.0"
     sys_version = ""
     timeout = 15
+    # Buffered: the status line, the headers and the body leave in one send() when the
+    # handler returns (handle_one_request flushes), not one send() each.
+    wbufsize = 64 * 1024
     server: _Server
 
     def setup(self) -> None:
+        self.server.fake._accepted(self.request)
         self.request.settimeout(self.timeout)
         self.request = self.server.ssl_context.wrap_socket(self.request, server_side=True)
         super().setup()
@@ -361,6 +367,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if reply is None:
             self.close_connection = True
             return
+        delay = fake._reply_delay()
+        if delay and fake._stop.wait(delay):
+            self.close_connection = True
+            return
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
@@ -374,7 +384,7 @@ class FakeIdentity(LoopbackServer):
 
     ``authority_host`` + ``"/" + tenant`` is the MSAL authority (use
     ``instance_discovery=False``). Tenants and apps persist across ``reset()``;
-    faults, records and ``token_lifetime`` do not.
+    faults, records, ``token_lifetime`` and a simulated round trip do not.
     """
 
     def __init__(
@@ -383,7 +393,9 @@ class FakeIdentity(LoopbackServer):
         server_cert: trustme.LeafCert | None = None,
         resource: str = EXCHANGE_RESOURCE,
         token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
+        round_trip: float = 0.0,
     ) -> None:
+        super().__init__(round_trip=round_trip)
         self.resource = resource.rstrip("/")
         self.default_token_lifetime = token_lifetime
         self.token_lifetime = token_lifetime
@@ -696,6 +708,7 @@ class FakeIdentity(LoopbackServer):
             self._errors.clear()
             self._issued = 0
             self.token_lifetime = self.default_token_lifetime
+            self._reset_network()
             if everything:
                 self._tenants.clear()
                 self._extra_resources.clear()

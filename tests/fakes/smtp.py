@@ -13,6 +13,9 @@ Contract (shared/reference/microsoft-protocol-notes.md, section 3):
 - SendAs is checked only after the final ``.`` of DATA (``554 5.2.252``).
 - Faults last until ``reset()``; ``times=`` limits an override to N uses.
 - Records never hold tokens or passwords.
+- Accepted sockets get ``TCP_NODELAY``; the lines of a multi-line reply leave
+  together, after the simulated round trip (``simulate_round_trip``, see
+  ``tests.fakes.loopback``).
 """
 
 from __future__ import annotations
@@ -178,6 +181,7 @@ class _ExchangeSession(SMTP):
         self._fake = fake
         self._implicit_tls = implicit_tls
         self._auth_mailbox: str | None = None
+        self._pending_lines: list[bytes] = []
         stamp = format_datetime(datetime.now(UTC))
         super().__init__(
             _Hooks(fake),
@@ -214,10 +218,27 @@ class _ExchangeSession(SMTP):
         if self.transport is not None:
             self.transport.close()
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.transport is None:
+            # The first call is the TCP connection; STARTTLS calls again with the TLS layer.
+            # asyncio sets TCP_NODELAY itself only on sockets made with proto=IPPROTO_TCP,
+            # and _Controller's listener is socket(AF_INET, SOCK_STREAM): proto 0.
+            self._fake._accepted(transport.get_extra_info("socket"))
+        super().connection_made(transport)
+
     async def push(self, status: str | bytes) -> None:
+        """Queue continuation lines (``250-``); write the reply once its last line is pushed."""
         if status == "220 Ready to start TLS":
             status = "220 2.0.0 SMTP server ready"
-        await super().push(status)
+        line = status.encode("utf-8") if isinstance(status, str) else status
+        self._pending_lines.append(line)
+        if line[3:4] == b"-":
+            return
+        reply, self._pending_lines = b"\r\n".join(self._pending_lines), []
+        delay = self._fake._reply_delay()
+        if delay:
+            await asyncio.sleep(delay)
+        await super().push(reply)
 
     async def _reply_and_maybe_close(self, reply: str) -> None:
         await self.push(reply)
@@ -537,8 +558,8 @@ class FakeExchange(LoopbackServer):
     """Fake Exchange Online SMTP submission server on ``127.0.0.1:<port>``.
 
     ``identity`` validates XOAUTH2 tokens. Setup (service principals, mailbox
-    rights, SMTP AUTH switches, users) survives ``reset()``; faults and records
-    do not. ``reset(everything=True)`` clears setup too.
+    rights, SMTP AUTH switches, users) survives ``reset()``; faults, records and
+    a simulated round trip do not. ``reset(everything=True)`` clears setup too.
     """
 
     def __init__(
@@ -551,7 +572,9 @@ class FakeExchange(LoopbackServer):
         mailbox_server: str = "BN9PR03MB6001",
         region: str = "NAMPRD03",
         enforce_send_as: bool = True,
+        round_trip: float = 0.0,
     ) -> None:
+        super().__init__(round_trip=round_trip)
         self.identity = identity
         self.implicit_tls = implicit_tls
         self.enforce_send_as = enforce_send_as
@@ -764,6 +787,7 @@ class FakeExchange(LoopbackServer):
             self._commands.clear()
             self._errors.clear()
             self._connections = 0
+            self._reset_network()
             if everything:
                 self._sps.clear()
                 self._mailbox_access.clear()
@@ -892,12 +916,13 @@ class SilentServer(LoopbackServer):
     """TCP listener on 127.0.0.1 that accepts connections and never says a word."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._listener: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._conns: list[socket.socket] = []
-        self._accepted = 0
+        self._accepted_count = 0
 
     def start(self) -> SilentServer:
         if self._listener is not None:
@@ -922,9 +947,10 @@ class SilentServer(LoopbackServer):
                 continue
             except OSError:
                 return
+            self._accepted(conn)
             with self._lock:
                 self._conns.append(conn)
-                self._accepted += 1
+                self._accepted_count += 1
 
     def stop(self) -> None:
         """Close the listener and every accepted connection."""
@@ -950,4 +976,4 @@ class SilentServer(LoopbackServer):
     @property
     def connections(self) -> int:
         with self._lock:
-            return self._accepted
+            return self._accepted_count

@@ -715,3 +715,104 @@ def test_fake_env(fake_env: dict[str, str], ca_bundle_path: Path, fake_identity:
     assert os.environ["MAILADMIN_CA_BUNDLE"] == str(ca_bundle_path)
     assert os.environ["MAILADMIN_AUTHORITY_HOST"] == fake_identity.authority_host
     assert Path(ca_bundle_path).read_text().startswith("-----BEGIN CERTIFICATE-----")
+
+
+# --- Loopback network: TCP_NODELAY, one write per reply, simulated round trip ---------
+
+
+def handshake(fake: FakeExchange, t: M365Tenant, ca: Path) -> None:
+    """EHLO, STARTTLS, EHLO, AUTH XOAUTH2, QUIT: the conversation the product has."""
+    token = get_token(t, ca)
+    client = smtp_session(fake, ca)
+    assert client.auth("XOAUTH2", xoauth2(t.mailbox, token), initial_response_ok=True)[0] == 235
+    client.quit()
+
+
+def test_every_accepted_socket_has_tcp_nodelay(
+    fake_identity: FakeIdentity, fake_smtp: FakeExchange, m365_tenant: M365Tenant, ca_bundle_path: Path
+) -> None:
+    handshake(fake_smtp, m365_tenant, ca_bundle_path)
+    handshake(fake_smtp, m365_tenant, ca_bundle_path)
+    assert fake_smtp.nodelay_by_connection == [True, True]
+    assert fake_identity.nodelay_by_connection and all(fake_identity.nodelay_by_connection)
+    fake_smtp.reset()
+    assert fake_smtp.nodelay_by_connection == []
+
+
+def test_implicit_tls_and_silent_sockets_have_tcp_nodelay(
+    fake_identity: FakeIdentity, silent_server: SilentServer, ca_bundle_path: Path
+) -> None:
+    with FakeExchange(fake_identity, implicit_tls=True) as fake:
+        context = ssl.create_default_context(cafile=str(ca_bundle_path))
+        smtplib.SMTP_SSL(fake.hostname, fake.port, timeout=5, context=context).quit()
+        # aiosmtpd's controller also connects once itself to check an implicit-TLS server is up.
+        assert fake.nodelay_by_connection == [True] * fake.connections
+    with socket.create_connection((silent_server.host, silent_server.port), timeout=5):
+        deadline = time.monotonic() + 5
+        while not silent_server.nodelay_by_connection and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert silent_server.nodelay_by_connection == [True]
+
+
+def test_multiline_smtp_reply_leaves_in_one_write(fake_smtp: FakeExchange) -> None:
+    with socket.create_connection((fake_smtp.host, fake_smtp.port), timeout=5) as raw:
+        assert raw.recv(4096).startswith(b"220 ")
+        raw.sendall(b"EHLO client.example\r\n")
+        # One send() of a few hundred bytes arrives in one segment on loopback.
+        reply = raw.recv(4096)
+    assert reply.startswith(b"250-") and reply.endswith(b"250 SMTPUTF8\r\n"), reply
+
+
+def test_https_response_leaves_in_one_write(fake_identity: FakeIdentity, ca_bundle_path: Path) -> None:
+    context = ssl.create_default_context(cafile=str(ca_bundle_path))
+    request = b"GET /common/discovery/instance HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    tcp = socket.create_connection((fake_identity.host, fake_identity.port), timeout=5)
+    with context.wrap_socket(tcp, server_hostname="127.0.0.1") as raw:
+        raw.sendall(request)
+        # One TLS record holds status line, headers and body (under 16 KiB).
+        response = raw.recv(65536)
+    head, _, body = response.partition(b"\r\n\r\n")
+    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+    assert head.startswith(b"HTTP/1.1 400") and len(body) == length, response
+
+
+def test_simulated_round_trip_delays_every_smtp_reply(
+    fake_smtp: FakeExchange, m365_tenant: M365Tenant, ca_bundle_path: Path
+) -> None:
+    token = get_token(m365_tenant, ca_bundle_path)
+    fake_smtp.simulate_round_trip(0.05)
+    started = time.monotonic()
+    client = smtp_session(fake_smtp, ca_bundle_path)
+    assert client.auth("XOAUTH2", xoauth2(m365_tenant.mailbox, token), initial_response_ok=True)[0] == 235
+    client.quit()
+    # Banner, EHLO (nine lines, one reply), STARTTLS, EHLO, AUTH, QUIT.
+    assert fake_smtp.delayed_replies == 6
+    assert time.monotonic() - started >= 6 * 0.05
+    fake_smtp.reset()
+    assert (fake_smtp.round_trip, fake_smtp.delayed_replies) == (0.0, 0)
+
+
+def test_simulated_round_trip_delays_every_https_response(
+    fake_identity: FakeIdentity, m365_tenant: M365Tenant, ca_bundle_path: Path
+) -> None:
+    fake_identity.simulate_round_trip(0.05)
+    started = time.monotonic()
+    get_token(m365_tenant, ca_bundle_path)
+    assert [r.kind for r in fake_identity.requests] == ["discovery", "token"]
+    assert fake_identity.delayed_replies == 2
+    assert time.monotonic() - started >= 2 * 0.05
+    fake_identity.reset()
+    assert (fake_identity.round_trip, fake_identity.delayed_replies) == (0.0, 0)
+
+
+def test_round_trip_default_comes_from_the_constructor(fake_identity: FakeIdentity) -> None:
+    with FakeExchange(fake_identity, round_trip=0.01) as fake:
+        fake.simulate_round_trip(0)
+        fake.reset()
+        assert fake.round_trip == 0.01
+        smtplib.SMTP(fake.hostname, fake.port, timeout=5).quit()
+        assert fake.delayed_replies == 2
+    with pytest.raises(ValueError):
+        FakeIdentity(round_trip=-1)
+    with pytest.raises(ValueError):
+        fake_identity.simulate_round_trip(-0.1)
