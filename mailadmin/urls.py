@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
@@ -7,6 +8,8 @@ from settings_app.health import healthz
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="outgoing_email", permanent=False)),
+    # Browsers ask for /favicon.ico whatever the page links; answer it instead of logging a 404.
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.ico"), permanent=True)),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

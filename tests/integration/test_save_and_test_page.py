@@ -82,3 +82,20 @@ def test_an_unreadable_secret_asks_to_reenter_it(admin_client, m365_settings, se
     html = response.content.decode()
     assert 'id="secret-unreadable"' in html
     assert "can no longer be decrypted" in html
+
+
+def test_the_token_roles_read_as_text_not_as_a_python_list(admin_client, on_fakes, m365_tenant):
+    html = admin_client.post(URL, form_data(m365_tenant), follow=True).content.decode()
+    assert '<dt class="col-3">roles</dt><dd class="col-9 text-break">SMTP.SendAsApp</dd>' in html
+    assert "[&#x27;SMTP.SendAsApp&#x27;]" not in html
+    assert ConnectionTestRun.objects.get().token_claims["roles"] == ["SMTP.SendAsApp"]
+
+
+def test_the_browser_finds_a_favicon(client):
+    html = client.get("/accounts/login/").content.decode()
+    linked = re.search(r'<link rel="icon" href="([^"]+)"', html).group(1)
+    redirect = client.get("/favicon.ico")
+    assert redirect.status_code == 301 and redirect["Location"] == linked
+    icon = client.get(linked)
+    assert icon.status_code == 200
+    assert b"".join(icon.streaming_content if icon.streaming else [icon.content])[:4] == b"\x00\x00\x01\x00"
