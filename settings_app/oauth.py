@@ -85,6 +85,25 @@ class SharedTokenCache:
         return self._cache.serialize()
 
 
+class _DiscoveryAnswers(dict):
+    """msal's ``http_cache``, shared by the process, that keeps GET answers only.
+
+    The discovery documents (the tenant's OpenID configuration, instance metadata) are then
+    fetched once per process and day instead of before every token request. msal also caches
+    token answers there (throttling 429s and repeated 400s); those are dropped, so a fix made
+    in Entra ID shows at the very next token request.
+    """
+
+    _TOKEN_ANSWER = "POST "
+
+    def __setitem__(self, key, value) -> None:
+        if not (isinstance(key, str) and key.startswith(self._TOKEN_ANSWER)):
+            super().__setitem__(key, value)
+
+
+_DISCOVERY_ANSWERS = _DiscoveryAnswers()
+
+
 def _msal_credential(credential: Credential) -> str | dict:
     if isinstance(credential, ClientSecret):
         return credential.value
@@ -181,6 +200,7 @@ def _request_token(
             client_credential=client_credential,
             authority=authority,
             http_client=session,
+            http_cache=_DISCOVERY_ANSWERS,
             token_cache=token_cache,
             # Hosts msal does not know (a local fake, a proxy) have no instance metadata.
             instance_discovery=host in WELL_KNOWN_AUTHORITY_HOSTS,

@@ -76,7 +76,7 @@ class ConnectionTestResult:
 
 
 class _Run:
-    """Runs plan steps in order; after the first failure the rest are not run."""
+    """Runs plan steps in order; after the first failure only independent steps still run."""
 
     def __init__(
         self, config: ConnectionSettings, plan: Plan, redactor: Redactor, labels: dict, on_step: Callable | None
@@ -98,7 +98,7 @@ class _Run:
         step = self.result_of(planned.name)
         if planned.action is None:
             step.detail = planned.skip_reason
-        elif self.failed:
+        elif self.failed and not planned.independent:
             step.detail = gettext("Not run: an earlier step failed.")
         else:
             self._execute(step, planned.action)
@@ -118,7 +118,7 @@ class _Run:
             step.detail = redact(exc.message)
             step.reply = redact(exc.reply)
             step.finding = diagnose(step.name, exc.code, step.reply, self.config)
-        step.elapsed_ms = round((time.monotonic() - started) * 1000)
+        step.elapsed_ms = self.plan.timings.get(step.name, round((time.monotonic() - started) * 1000))
         step.warnings = list(self.plan.warnings.get(step.name, ()))
 
 
@@ -175,6 +175,7 @@ def run_connection_test(
         trust=trust,
         tokens=transport.token_provider(config, trust),
         redactor=redactor,
+        concurrent_token=True,
     )
     run = _Run(config, plan, redactor, transport.labels, on_step)
     try:

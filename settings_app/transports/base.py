@@ -7,6 +7,8 @@ with the same steps and then sends through it. Neither scripts a protocol step o
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -16,28 +18,70 @@ from django.utils.functional import Promise
 from settings_app.deadline import Deadline
 from settings_app.identity import TokenProvider
 from settings_app.tls import Trust
-from settings_app.values import ConnectionSettings, Redactor
+from settings_app.values import ConnectionSettings, ProtocolError, Redactor
 
 
 @dataclass
 class PlanStep:
-    """One step of a plan: ``action`` returns the server's reply; None means the step is skipped."""
+    """One step of a plan: ``action`` returns the server's reply; None means the step is skipped.
+
+    An ``independent`` step depends on no earlier step (it ran alongside them), so its result is
+    worth reporting even after an earlier step failed.
+    """
 
     name: str
     action: Callable[[], str] | None = None
     skip_reason: str = ""
+    independent: bool = False
+
+
+class BackgroundCall:
+    """``function(deadline)`` running in a thread of its own; ``result()`` waits for it and
+    returns its value or raises its exception. ``elapsed_ms`` is the call's own duration."""
+
+    def __init__(self, function: Callable[[Deadline], object], deadline: Deadline) -> None:
+        self._function = function
+        self._deadline = deadline
+        self._outcome: tuple[bool, object] | None = None
+        self.elapsed_ms = 0
+        self._thread = threading.Thread(target=self._run, name="plan-background-call", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        try:
+            self._outcome = (True, self._function(self._deadline))
+        except BaseException as exc:  # handed to the caller of result()
+            self._outcome = (False, exc)
+        self.elapsed_ms = round((time.monotonic() - started) * 1000)
+
+    def result(self):
+        # The call is bounded by the deadline itself; the margin only guards against a stuck library.
+        self._thread.join(self._deadline.budget + 5)
+        if self._outcome is None:
+            raise ProtocolError("timeout", f"No answer within the time budget of {self._deadline.budget:g} s.")
+        succeeded, value = self._outcome
+        if not succeeded:
+            raise value
+        return value
 
 
 class Plan(Protocol):
     token_claims: dict
     warnings: dict[str, list[str]]
+    # A step that ran in the background reports its own time here (milliseconds).
+    timings: dict[str, int]
     default_test_recipient: str
+    test_message_note: str
 
     def opening(self) -> Iterator[PlanStep]:
         """The steps up to a session that can send; each runs only if the previous ones passed."""
 
-    def send(self, sender: str, recipients: Sequence[str], message: bytes) -> str:
-        """Send one message (RFC 5322 bytes, CRLF); returns the server's acceptance."""
+    def send(self, sender: str, recipients: Sequence[str], message: bytes, deadline: Deadline | None = None) -> str:
+        """Send one message (RFC 5322 bytes); returns the server's acceptance."""
+
+    def refuse_unsendable(self, *addresses: str) -> None:
+        """Raise the transport's error for addresses it cannot carry, before a message is built."""
 
     def closing(self, failed: bool) -> PlanStep | None:
         """The step that ends the session (None: the transport lists none)."""
@@ -63,4 +107,7 @@ class Transport(Protocol):
         trust: Trust,
         tokens: TokenProvider | None,
         redactor: Redactor,
-    ) -> Plan: ...
+        concurrent_token: bool = False,
+    ) -> Plan:
+        """With ``concurrent_token`` the token is requested at once, alongside the first steps
+        (only for providers that touch no database: the worker thread has no connection of its own)."""
