@@ -16,6 +16,46 @@ SAVED_FIELDS = tuple(
 _STEP = re.compile(r'data-step="(\w+)" data-status="(\w+)"(?: data-code="([^"]+)")?')
 
 
+CLIENT_ID = "6731de76-14a6-49ae-97bc-6eba6914391e"
+TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
+
+
+def _with(data: dict[str, str], overrides: dict[str, str | None]) -> dict[str, str]:
+    """``data`` updated with ``overrides``; an override of None leaves the field out of the post."""
+    data.update(overrides)
+    return {name: value for name, value in data.items() if value is not None}
+
+
+def smtp_post(**overrides: str | None) -> dict[str, str]:
+    """A Save post for plain SMTP to mail.example.com:25, unencrypted, without AUTH."""
+    data = {
+        "protocol": "smtp",
+        "server": "mail.example.com",
+        "port": "25",
+        "connection_security": "none",
+        "sender_email": "app@example.com",
+        "action": "save",
+    }
+    return _with(data, overrides)
+
+
+def m365_post(**overrides: str | None) -> dict[str, str]:
+    """A valid Microsoft 365 post with made-up IDs and secret, for tests that reach no server."""
+    data = {
+        "protocol": "smtp_microsoft365",
+        "cloud": "global",
+        "server": "smtp.office365.com",
+        "port": "587",
+        "connection_security": "starttls",
+        "username": "noreply@contoso.com",
+        "sender_email": "noreply@contoso.com",
+        "client_id": CLIENT_ID,
+        "tenant_id": TENANT_ID,
+        "client_secret": "secret-value",
+    }
+    return _with(data, overrides)
+
+
 def m365_form(tenant: M365Tenant, **overrides: str) -> dict[str, str]:
     """A Save and test post for ``tenant`` that passes every step against the fakes."""
     data = {

@@ -4,6 +4,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from settings_app.models import ConnectionTestRun, OutgoingEmailSettings, SettingsChange
+from tests.integration.pages import URL, smtp_post
 
 pytestmark = pytest.mark.django_db
 SETTINGS_URL = "/admin/settings_app/outgoingemailsettings/1/change/"
@@ -90,10 +91,7 @@ def test_users_who_are_not_staff_are_sent_to_the_admin_login(client, django_user
 
 def test_the_audit_log_is_listed_read_only_without_secrets(admin_client):
     admin_client.post(
-        "/settings/outgoing-email/",
-        {"protocol": "smtp", "server": "mail.example.com", "port": "25", "connection_security": "none",
-         "use_secure_auth": "on", "username": "app", "password": "audit-secret-pw", "sender_email": "a@example.com",
-         "action": "save"},
+        URL, smtp_post(use_secure_auth="on", username="app", password="audit-secret-pw", sender_email="a@example.com")
     )
     listing = admin_client.get("/admin/settings_app/settingschange/")
     assert listing.status_code == 200

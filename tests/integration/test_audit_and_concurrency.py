@@ -6,25 +6,14 @@ import pytest
 from django.test import Client
 
 from settings_app.models import ConnectionTestRun, OutgoingEmailSettings, SettingsChange
+from tests.integration.pages import URL, smtp_post
 
 pytestmark = pytest.mark.django_db
-URL = "/settings/outgoing-email/"
+
 
 
 def plain_smtp(**overrides) -> dict:
-    data = {
-        "protocol": "smtp",
-        "server": "mail.example.com",
-        "port": "25",
-        "connection_security": "none",
-        "use_secure_auth": "on",
-        "username": "app",
-        "password": "first-password",
-        "sender_email": "app@example.com",
-        "action": "save",
-    }
-    data.update(overrides)
-    return data
+    return smtp_post(**{"use_secure_auth": "on", "username": "app", "password": "first-password", **overrides})
 
 
 def current_version() -> int:

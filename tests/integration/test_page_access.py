@@ -5,9 +5,10 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from settings_app.models import OutgoingEmailSettings
+from tests.integration.pages import URL, m365_post, smtp_post
 
 pytestmark = pytest.mark.django_db
-URL = "/settings/outgoing-email/"
+
 
 
 @pytest.fixture
@@ -56,11 +57,7 @@ def test_view_only_users_see_a_disabled_form_and_cannot_save(user_with):
 
 def test_users_with_change_permission_can_save(user_with):
     client = user_with("change_outgoingemailsettings")
-    response = client.post(
-        URL,
-        {"protocol": "smtp", "server": "mail.example.com", "port": "25", "connection_security": "none",
-         "sender_email": "app@example.com", "action": "save"},
-    )
+    response = client.post(URL, smtp_post())
     assert response.status_code == 302
     assert OutgoingEmailSettings.load().server == "mail.example.com"
 
@@ -82,9 +79,16 @@ def test_an_invalid_post_keeps_the_input_and_saves_nothing(admin_client):
     before = OutgoingEmailSettings.load().server
     response = admin_client.post(
         URL,
-        {"protocol": "smtp_microsoft365", "server": "smtp.typed.example", "port": "587",
-         "connection_security": "starttls", "username": "svc@contoso.com", "sender_email": "svc@contoso.com",
-         "client_id": "nope", "tenant_id": "contoso.onmicrosoft.com", "action": "save_and_test"},
+        m365_post(
+            server="smtp.typed.example",
+            username="svc@contoso.com",
+            sender_email="svc@contoso.com",
+            client_id="nope",
+            tenant_id="contoso.onmicrosoft.com",
+            cloud=None,
+            client_secret=None,
+            action="save_and_test",
+        ),
     )
     assert response.status_code == 200
     html = response.content.decode()

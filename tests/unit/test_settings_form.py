@@ -4,29 +4,9 @@ import pytest
 
 from settings_app.forms import OutgoingEmailSettingsForm
 from settings_app.models import OutgoingEmailSettings
+from tests.integration.pages import m365_post, smtp_post
 
 pytestmark = pytest.mark.django_db
-
-CLIENT_ID = "6731de76-14a6-49ae-97bc-6eba6914391e"
-TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
-
-
-def m365_post(**overrides) -> dict:
-    data = {
-        "protocol": "smtp_microsoft365",
-        "cloud": "global",
-        "server": "smtp.office365.com",
-        "port": "587",
-        "connection_security": "starttls",
-        "username": "noreply@contoso.com",
-        "sender_email": "noreply@contoso.com",
-        "client_id": CLIENT_ID,
-        "tenant_id": TENANT_ID,
-        "client_secret": "secret-value",
-    }
-    data.update(overrides)
-    return data
-
 
 def form_for(data: dict) -> OutgoingEmailSettingsForm:
     return OutgoingEmailSettingsForm(data, instance=OutgoingEmailSettings.load())
@@ -88,25 +68,13 @@ def test_microsoft365_requires_its_fields():
 
 def test_plain_smtp_does_not_need_microsoft_fields():
     form = form_for(
-        {
-            "protocol": "smtp",
-            "server": "mail.example.com",
-            "port": "465",
-            "connection_security": "ssl_tls",
-            "use_secure_auth": "on",
-            "username": "app",
-            "password": "pw",
-            "sender_email": "app@example.com",
-        }
+        smtp_post(port="465", connection_security="ssl_tls", use_secure_auth="on", username="app", password="pw")
     )
     assert form.is_valid(), form.errors
 
 
 def test_plain_smtp_with_auth_needs_username_and_password():
-    form = form_for(
-        {"protocol": "smtp", "server": "mail.example.com", "port": "25", "connection_security": "none",
-         "use_secure_auth": "on", "sender_email": "app@example.com"}
-    )
+    form = form_for(smtp_post(use_secure_auth="on"))
     assert not form.is_valid()
     assert set(form.errors) == {"username", "password"}
 
