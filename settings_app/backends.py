@@ -37,7 +37,7 @@ from django.core.mail.backends.smtp import EmailBackend
 from django.core.mail.message import sanitize_address
 from django.utils.functional import cached_property
 
-from settings_app import oauth, smtp, token_cache
+from settings_app import metrics, oauth, smtp, token_cache
 from settings_app.connection_test import STEP_LABELS, ConnectionSettings
 from settings_app.deadline import Deadline
 from settings_app.diagnosis import diagnose
@@ -325,7 +325,7 @@ class OutgoingEmailBackend(EmailBackend):
         if not email_message.recipients():
             return False
         try:
-            self._deliver(email_message)
+            metrics.count_delivery("smtp", self._deliver, email_message)
         except OutgoingEmailError:
             if not self.fail_silently:
                 raise

@@ -30,7 +30,7 @@ from django.core.cache import caches
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
-from settings_app import crypto, oauth
+from settings_app import crypto, metrics, oauth
 from settings_app.clouds import CLOUDS, DEFAULT_CLOUD
 from settings_app.connection_test import authority_host_for
 from settings_app.deadline import Deadline
@@ -106,6 +106,7 @@ def get_token(
             token_cache, cached = _wait_for_other_process(source, deadline)
             if cached is not None:
                 return cached
+        metrics.count_token_request()
         token = oauth.acquire_token(
             client_id=source.client_id,
             tenant_id=source.tenant_id,
