@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,56 +9,16 @@ import time
 from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
 
-PROJECT = Path(__file__).resolve().parents[2]
-SETUP = """
-import os
-from settings_app.models import OutgoingEmailSettings
-saved = OutgoingEmailSettings.load()
-saved.protocol = "smtp_microsoft365"
-saved.server = "localhost"
-saved.port = int(os.environ["TEST_SMTP_PORT"])
-saved.connection_security = "starttls"
-saved.username = saved.sender_email = os.environ["TEST_MAILBOX"]
-saved.client_id = os.environ["TEST_CLIENT_ID"]
-saved.tenant_id = os.environ["TEST_TENANT_ID"]
-saved.client_secret = os.environ["TEST_CLIENT_SECRET"]
-saved.alert_webhook_url = os.environ["TEST_WEBHOOK_URL"]
-saved.save()
-"""
+from tests.integration.processes import PROJECT, project_environment
 
 
 @pytest.fixture
 def environment(tmp_path, ca_bundle_path, fake_identity, fake_smtp, m365_tenant, fake_webhook) -> dict[str, str]:
-    """A project of its own (SQLite file, key) whose saved settings point at the fakes, migrated and set up."""
-    env = {
-        **{
-            name: value
-            for name, value in os.environ.items()
-            if not name.startswith(("MAILADMIN_", "DJANGO_")) and name != "DATABASE_URL"
-        },
-        "PYTHONUNBUFFERED": "1",
-        "DJANGO_SETTINGS_MODULE": "mailadmin.settings",
-        "MAILADMIN_INSTANCE_DIR": str(tmp_path / "instance"),
-        "MAILADMIN_SQLITE_PATH": str(tmp_path / "db.sqlite3"),
-        "MAILADMIN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "MAILADMIN_AUTHORITY_HOST": fake_identity.authority_host,
-        "MAILADMIN_CA_BUNDLE": str(ca_bundle_path),
-        "MAILADMIN_ALERT_TIMEOUT": "2",
-        "TEST_SMTP_PORT": str(m365_tenant.smtp_port),
-        "TEST_MAILBOX": m365_tenant.mailbox,
-        "TEST_CLIENT_ID": m365_tenant.client_id,
-        "TEST_TENANT_ID": m365_tenant.tenant_id,
-        "TEST_CLIENT_SECRET": m365_tenant.client_secret,
-        "TEST_WEBHOOK_URL": fake_webhook.url,
-    }
-    for arguments in (("migrate", "--verbosity", "0"), ("shell", "--command", SETUP)):
-        done = subprocess.run(
-            [sys.executable, "manage.py", *arguments], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-    return env
+    return project_environment(
+        tmp_path, ca_bundle_path, fake_identity, m365_tenant, MAILADMIN_ALERT_TIMEOUT="2",
+        TEST_WEBHOOK_URL=fake_webhook.url,
+    )
 
 
 # Runs the command with a barrier at the moment each monitor has read the alert state and is
