@@ -10,8 +10,10 @@ TLS follows the project's one trust policy (settings_app.tls, MAILADMIN_CA_BUNDL
 from __future__ import annotations
 
 import json
+import logging
 import re
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 
@@ -23,6 +25,17 @@ from settings_app.tls import trust_context
 ANSWER_EXCERPT = 200
 RETRY_PAUSE = 0.5
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_posting = threading.local()
+
+
+class _QuietWhilePosting(logging.Filter):
+    """urllib3 logs each request's path at DEBUG, and a webhook's path is its secret: drop those records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_posting, "active", False)
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_QuietWhilePosting())
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,7 @@ def post_json(url: str, body: dict, *, timeout: float, ca_bundle: str = "", retr
     session = requests.Session()
     session.mount("https://", _TrustAdapter(trust_context(ca_bundle)))
     answer = WebhookAnswer(False, None, 0, "not-sent")
+    _posting.active = True
     try:
         for attempt in range(1, retries + 2):
             answer = _attempt(session, url, data, timeout, ca_bundle, attempt)
@@ -59,6 +73,7 @@ def post_json(url: str, body: dict, *, timeout: float, ca_bundle: str = "", retr
                 break
             time.sleep(RETRY_PAUSE)
     finally:
+        _posting.active = False
         session.close()
     return _without(answer, url)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import logging
 import time
 
 import pytest
@@ -183,3 +184,18 @@ def test_to_must_be_an_address_and_every_a_duration(monitored):
         monitor("--to", "not-an-address")
     with pytest.raises(CommandError, match="--every"):
         monitor("--every", "soon")
+
+
+def test_the_webhook_url_reaches_no_log_even_at_debug(
+    monitored, m365_tenant, fake_smtp, fake_webhook, caplog, monkeypatch
+):
+    caplog.set_level(logging.DEBUG)
+    for name in ("urllib3", "urllib3.connectionpool", "requests", "settings_app"):
+        caplog.set_level(logging.DEBUG, logger=name)
+        monkeypatch.setattr(logging.getLogger(name), "propagate", True)
+    fake_webhook.answer_with(500, times=1)
+    fake_smtp.disable_smtp_auth(m365_tenant.mailbox)
+    status, output = monitor()
+    assert status == 1 and len(fake_webhook.requests) == 2
+    assert SECRET_PATH not in caplog.text and SECRET_PATH not in output
+    assert SECRET_PATH not in repr(list(AlertDelivery.objects.values()))
