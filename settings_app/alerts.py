@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field, replace
 
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 # Days before a credential's expiry at which an alert goes out; 0 is "at expiry".
 EXPIRY_THRESHOLDS = (30, 14, 7, 1, 0)
@@ -119,7 +119,11 @@ def _expiring(credential: str, expires_on: datetime.date, days_left: int, check:
     elif days_left == 0:
         title = gettext("The client secret expires today (%(date)s).") % values
     else:
-        title = gettext("The client secret expires in %(days)s days (%(date)s).") % values
+        title = ngettext(
+            "The client secret expires in %(days)s day (%(date)s).",
+            "The client secret expires in %(days)s days (%(date)s).",
+            days_left,
+        ) % values
     fix = gettext(
         "Azure portal > App registrations > your app > Certificates & secrets: create a new client secret "
         "and paste its Value on the Outgoing Email page."
