@@ -10,7 +10,7 @@ the next expiry threshold. The first check alerts only when it fails.
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from django.utils.translation import gettext, ngettext
 
@@ -214,6 +214,3 @@ def _slack(alert: Alert) -> dict:
     ]
     return {"text": f"{headline(alert)}: {alert.title}", "blocks": blocks}
 
-
-def with_url(alert: Alert, url: str) -> Alert:
-    return replace(alert, url=url)

@@ -102,12 +102,12 @@ class OutgoingEmailView(View):
 
     def _send_test_alert(self, request, settings):
         sent = send_test_alert(settings, base_url=request.build_absolute_uri("/"))
-        if sent is None:
+        answer = sent[1] if sent else None
+        if answer is None:
             messages.error(
                 request, gettext("Settings saved. No webhook URL is saved: enter one under Alerts."), "test-alert"
             )
-        elif sent[1].delivered:
-            answer = sent[1]
+        elif answer.delivered:
             messages.success(
                 request,
                 gettext("Settings saved. The test alert was delivered; the webhook answered HTTP %(status)s: %(body)s")
@@ -115,7 +115,6 @@ class OutgoingEmailView(View):
                 "test-alert",
             )
         else:
-            answer = sent[1]
             messages.error(
                 request,
                 gettext(
