@@ -166,6 +166,14 @@ MAILADMIN_CA_BUNDLE = envstr("MAILADMIN_CA_BUNDLE")
 MAILADMIN_TEST_RATE_LIMIT = int(envfloat("MAILADMIN_TEST_RATE_LIMIT", 10, minimum=1))
 # When set, the only SMTP servers that may be saved (host names or IPs; "*.example.com" for a domain).
 MAILADMIN_ALLOWED_SMTP_HOSTS = envlist("MAILADMIN_ALLOWED_SMTP_HOSTS")
+# --- Scheduled checks, alerts and metrics (settings_app.monitor, settings_app.metrics) ---------
+# Seconds each attempt to post an alert to the webhook may take (one retry follows a failure).
+MAILADMIN_ALERT_TIMEOUT = envfloat("MAILADMIN_ALERT_TIMEOUT", 5.0, minimum=0.1)
+# The panel's address as its users reach it (https://mail-admin.example.com): alerts link to the run there.
+MAILADMIN_PUBLIC_URL = envstr("MAILADMIN_PUBLIC_URL").rstrip("/")
+# /metrics needs "Authorization: Bearer <token>" when set; unset, it answers 404 unless public.
+MAILADMIN_METRICS_TOKEN = envstr("MAILADMIN_METRICS_TOKEN")
+MAILADMIN_METRICS_PUBLIC = envbool("MAILADMIN_METRICS_PUBLIC", False)
 
 LOGGING = {
     "version": 1,

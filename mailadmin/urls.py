@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from settings_app.health import healthz
+from settings_app.metrics import metrics_view
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="outgoing_email", permanent=False)),
@@ -15,5 +16,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("settings/", include("settings_app.urls")),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("i18n/", include("django.conf.urls.i18n")),
 ]

@@ -35,7 +35,7 @@ from django.core.mail.backends.smtp import EmailBackend
 from django.core.mail.message import sanitize_address
 from django.utils.functional import cached_property
 
-from settings_app import token_cache
+from settings_app import metrics, token_cache
 from settings_app.deadline import Deadline
 from settings_app.diagnosis import diagnose
 from settings_app.mail import on_behalf_of
@@ -263,11 +263,15 @@ class OutgoingEmailBackend(EmailBackend):
                 plan.quit(Deadline(min(self.timeout, QUIT_TIMEOUT)))
             plan.close()
 
+    @property
+    def _transport_name(self) -> str:
+        return transport_for(self._config.protocol).name if self._config is not None else "smtp"
+
     def _send(self, email_message: EmailMessage) -> bool:
         if not email_message.recipients():
             return False
         try:
-            self._deliver(email_message)
+            metrics.count_delivery(self._transport_name, self._deliver, email_message)
         except OutgoingEmailError:
             if not self.fail_silently:
                 raise

@@ -5,13 +5,14 @@ from crispy_forms.layout import Div, Field, Fieldset, Layout
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from settings_app.clouds import CLOUDS, DEFAULT_CLOUD, MICROSOFT365_PORT
 from settings_app.fields import UnreadableSecret
-from settings_app.models import ConnectionSecurity, OutgoingEmailSettings, Protocol
+from settings_app.models import ConnectionSecurity, OutgoingEmailSettings, Protocol, WebhookKind
 from settings_app.validators import (
     validate_ascii,
     validate_guid,
@@ -42,6 +43,11 @@ SECRET_STATUS = {
             "Enter the client secret again."
         ),
         "missing": _("Enter the client secret."),
+    },
+    "alert_webhook_url": {
+        "unreadable": _("A webhook URL is saved but can no longer be decrypted: enter it again."),
+        "saved": _("A webhook URL is saved. Leave blank to keep it."),
+        "none": _("No webhook URL is saved: failures are shown only on this page."),
     },
 }
 
@@ -80,6 +86,14 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         validators=[validate_no_control_characters],
     )
+    alert_webhook_url = forms.CharField(
+        label=_("Webhook URL"),
+        required=False,
+        max_length=2048,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        validators=[validate_no_control_characters, URLValidator(schemes=["https", "http"])],
+    )
+    alert_webhook_remove = forms.BooleanField(label=_("Remove the saved webhook URL"), required=False)
     port = forms.IntegerField(
         label=_("Port"),
         required=False,
@@ -114,6 +128,10 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
             "tenant_id": _(
                 "Same page: Directory (tenant) ID (or the tenant's domain, e.g. contoso.onmicrosoft.com)."
             ),
+            "alert_webhook_kind": _(
+                "Where the scheduled check (manage.py monitor_outgoing_email) posts its alerts: mail is not used, "
+                "since it may be what is broken."
+            ),
         }
 
     def __init__(self, *args, read_only: bool = False, **kwargs) -> None:
@@ -126,12 +144,18 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
             self.fields[name].validators.append(validate_ascii)
         self.fields["server"].validators += [validate_server, validate_allowed_server]
         self.fields["cloud"].required = False
+        self.fields["alert_webhook_kind"].required = False
         self.fields["client_id"].validators.append(validate_guid)
         self.fields["tenant_id"].validators.append(validate_tenant)
         self.fields["password"].help_text = self._secret_status("password", gettext("Password for plain SMTP."))
         self.fields["client_secret"].help_text = self._secret_status(
             "client_secret",
             gettext("Azure portal > your app > Certificates & secrets: the secret's Value (not its Secret ID)."),
+        )
+        self.fields["alert_webhook_url"].help_text = self._secret_status(
+            "alert_webhook_url",
+            gettext("Teams: Workflows > \"Post to a channel when a webhook request is received\". Slack: an incoming "
+                    "webhook. The URL is kept encrypted: it carries its own secret."),
         )
         if read_only:
             for field in self.fields.values():
@@ -163,6 +187,13 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
                 "client_secret_expires_on",
                 data_protocols=Protocol.MICROSOFT365,
             ),
+            Fieldset(
+                gettext("Alerts"),
+                "alert_webhook_kind",
+                "alert_webhook_url",
+                "alert_webhook_remove",
+                css_id="alerts-settings",
+            ),
             Fieldset(gettext("Test"), "test_recipient"),
             "version",
         )
@@ -182,6 +213,8 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         self._check_version(data)
         if not data.get("cloud") and "cloud" not in self.errors:
             data["cloud"] = DEFAULT_CLOUD
+        if not data.get("alert_webhook_kind") and "alert_webhook_kind" not in self.errors:
+            data["alert_webhook_kind"] = WebhookKind.JSON
         protocol = data.get("protocol")
         if protocol == Protocol.MICROSOFT365:
             self._clean_microsoft365(data)
@@ -261,6 +294,8 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         for name in SECRET_FIELDS:
             new_value = self.cleaned_data.get(name)
             setattr(record, name, new_value if new_value else self.saved_secrets[name])
+        if self.cleaned_data.get("alert_webhook_remove") and not self.cleaned_data.get("alert_webhook_url"):
+            record.alert_webhook_url = ""
         if commit:
             record.save()
         return record

@@ -45,6 +45,12 @@ class ConnectionSecurity(models.TextChoices):
     SSL_TLS = "ssl_tls", _("SSL/TLS (implicit TLS)")
 
 
+class WebhookKind(models.TextChoices):
+    JSON = "json", _("Generic JSON webhook")
+    TEAMS = "teams", _("Microsoft Teams (Workflows webhook)")
+    SLACK = "slack", _("Slack (incoming webhook)")
+
+
 class OutgoingEmailSettings(models.Model):
     """The single outgoing-email configuration of the product (always pk=1)."""
 
@@ -65,8 +71,10 @@ class OutgoingEmailSettings(models.Model):
         "tenant_id",
         "client_secret",
         "client_secret_expires_on",
+        "alert_webhook_kind",
+        "alert_webhook_url",
     )
-    SECRET_FIELDS = ("password", "client_secret")
+    SECRET_FIELDS = ("password", "client_secret", "alert_webhook_url")
 
     protocol = models.CharField(_("protocol"), max_length=32, choices=Protocol.choices, default=Protocol.MICROSOFT365)
     cloud = models.CharField(
@@ -107,6 +115,11 @@ class OutgoingEmailSettings(models.Model):
         help_text=_(
             "Optional: the expiry shown next to the secret in Certificates & secrets; the page warns ahead."
         ),
+    )
+    # Such URLs carry their own secret (Teams' sig=, Slack's path): encrypted and write-only like the others.
+    alert_webhook_url = EncryptedTextField(_("alert webhook URL"), blank=True)
+    alert_webhook_kind = models.CharField(
+        _("alert webhook kind"), max_length=8, choices=WebhookKind.choices, default=WebhookKind.JSON
     )
 
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -272,3 +285,73 @@ class CachedAccessToken(models.Model):
 
     def __str__(self) -> str:
         return self.key[:12]
+
+
+class MonitorState(models.Model):
+    """What the scheduled check last alerted about (always pk=1).
+
+    Monitors change it only by compare-and-set on ``version``, so when two run at once
+    exactly one of them claims a change, and only that one alerts.
+    """
+
+    SINGLETON_PK = 1
+
+    version = models.PositiveIntegerField(_("version"), default=0)
+    outcome = models.CharField(_("outcome"), max_length=16, blank=True)
+    code = models.CharField(_("code"), max_length=64, blank=True)
+    # {credential: {"expires_on": "YYYY-MM-DD", "threshold": days}}: the last expiry stage alerted.
+    expiry = models.JSONField(_("expiry alerts"), default=dict, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("monitor state")
+        verbose_name_plural = _("monitor states")
+
+    def __str__(self) -> str:
+        return gettext("Monitor state")
+
+
+class AlertDelivery(models.Model):
+    """One alert posted to the webhook: which event, whether it arrived, the HTTP status. Never the URL."""
+
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    event = models.CharField(_("event"), max_length=16)
+    kind = models.CharField(_("kind"), max_length=8)
+    status = models.CharField(_("status"), max_length=8)
+    http_status = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    error = models.CharField(_("error"), max_length=200, blank=True)
+    code = models.CharField(_("code"), max_length=64, blank=True)
+    run = models.ForeignKey(
+        ConnectionTestRun,
+        verbose_name=_("test run"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("alert delivery")
+        verbose_name_plural = _("alert deliveries")
+
+    def __str__(self) -> str:
+        values = {"pk": self.pk, "event": self.event, "status": self.status}
+        return gettext("Alert %(pk)s: %(event)s %(status)s") % values
+
+
+class MetricCounter(models.Model):
+    """A Prometheus counter kept in the database, so every worker process adds to the same value."""
+
+    name = models.CharField(_("name"), max_length=64)
+    labels = models.CharField(_("labels"), max_length=200, blank=True)
+    value = models.BigIntegerField(_("value"), default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "labels"], name="metric_counter_unique")]
+        verbose_name = _("metric counter")
+        verbose_name_plural = _("metric counters")
+
+    def __str__(self) -> str:
+        return f"{self.name}{{{self.labels}}} {self.value}"

@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from settings_app import crypto
+from settings_app import crypto, metrics
 from settings_app.deadline import Deadline
 from settings_app.identity import TokenProvider
 from settings_app.models import CachedAccessToken
@@ -75,6 +75,7 @@ def get_token(provider: TokenProvider, *, deadline: Deadline) -> AccessToken:
             token_cache, cached = _wait_for_other_process(provider, deadline)
             if cached is not None:
                 return cached
+        metrics.count_token_request()
         token = provider.acquire(deadline, token_cache)
         if token_cache.changed:
             _store(key, token_cache)

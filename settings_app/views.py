@@ -24,6 +24,7 @@ from settings_app.diagnosis import SetupValues
 from settings_app.forms import OutgoingEmailSettingsForm
 from settings_app.history import recent_test_runs, record_test_run, seconds_until_next_test
 from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
+from settings_app.monitor import monitor_status, send_test_alert
 from settings_app.runner import ConnectionTestResult, run_connection_test
 from settings_app.setup_guide import guide_steps, proven_anchors
 
@@ -45,7 +46,7 @@ def _result_url(run: ConnectionTestRun) -> str:
 
 
 @method_decorator(login_required, name="dispatch")
-@method_decorator(sensitive_post_parameters("password", "client_secret"), name="dispatch")
+@method_decorator(sensitive_post_parameters("password", "client_secret", "alert_webhook_url"), name="dispatch")
 class OutgoingEmailView(View):
     template_name = "settings_app/outgoing_email.html"
 
@@ -79,6 +80,8 @@ class OutgoingEmailView(View):
             record_change(before, settings, request.user)
         recipient = form.cleaned_data.get("test_recipient", "")
         request.session["test_recipient"] = recipient
+        if request.POST.get("action") == "send_test_alert":
+            return self._send_test_alert(request, settings)
         if request.POST.get("action") != "save_and_test":
             messages.success(request, gettext("Settings saved."))
             return redirect("outgoing_email")
@@ -97,6 +100,32 @@ class OutgoingEmailView(View):
             return StreamingHttpResponse(test.stream(), content_type="application/x-ndjson")
         return redirect(_result_url(test.run()))
 
+    def _send_test_alert(self, request, settings):
+        sent = send_test_alert(settings, base_url=request.build_absolute_uri("/"))
+        answer = sent[1] if sent else None
+        if answer is None:
+            messages.error(
+                request, gettext("Settings saved. No webhook URL is saved: enter one under Alerts."), "test-alert"
+            )
+        elif answer.delivered:
+            messages.success(
+                request,
+                gettext("Settings saved. The test alert was delivered; the webhook answered HTTP %(status)s: %(body)s")
+                % {"status": answer.http_status, "body": answer.body or "-"},
+                "test-alert",
+            )
+        else:
+            messages.error(
+                request,
+                gettext(
+                    "Settings saved, but the test alert was not delivered (%(error)s after %(attempts)s attempts). "
+                    "The webhook answered: %(body)s"
+                )
+                % {"error": answer.error, "attempts": answer.attempts, "body": answer.body or "-"},
+                "test-alert",
+            )
+        return redirect(f"{reverse('outgoing_email')}#monitor")
+
     def _render(self, request, form, settings, can_change):
         run_id = request.GET.get("run", "")
         shown_run = get_object_or_404(ConnectionTestRun, pk=run_id) if run_id.isdigit() else None
@@ -112,6 +141,7 @@ class OutgoingEmailView(View):
                 "test_run": shown_run,
                 "history": recent_test_runs(),
                 "changes": recent_changes(),
+                "monitor": monitor_status(),
             },
         )
 

@@ -19,6 +19,7 @@ import pytest
 from tests.fakes import tls
 from tests.fakes.identity import EXCHANGE_RESOURCE, FakeIdentity, Redacted, RegisteredApp
 from tests.fakes.smtp import FakeExchange, SilentServer
+from tests.fakes.webhook import FakeWebhook
 
 ENV_CA_BUNDLE = "MAILADMIN_CA_BUNDLE"
 ENV_AUTHORITY_HOST = "MAILADMIN_AUTHORITY_HOST"
@@ -141,3 +142,18 @@ def m365_tenant(fake_identity: FakeIdentity, fake_smtp: FakeExchange) -> M365Ten
         smtp_port=fake_smtp.port,
         app=app,
     )
+
+
+@pytest.fixture(scope="session")
+def fake_webhook_server() -> Iterator[FakeWebhook]:
+    """The session's loopback webhook receiver (prefer ``fake_webhook``)."""
+    with FakeWebhook() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_webhook(fake_webhook_server: FakeWebhook) -> Iterator[FakeWebhook]:
+    """The webhook receiver with no records, answers or stalls."""
+    fake_webhook_server.reset()
+    yield fake_webhook_server
+    fake_webhook_server.reset()
