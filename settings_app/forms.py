@@ -7,19 +7,19 @@ from crispy_forms.layout import Div, Field, Fieldset, Layout
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import DomainNameValidator, validate_ipv46_address
+from django.core.validators import DomainNameValidator
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 
+from settings_app import hosts
 from settings_app.clouds import CLOUDS, DEFAULT_CLOUD, MICROSOFT365_PORT
 from settings_app.fields import UnreadableSecret
 from settings_app.models import ConnectionSecurity, OutgoingEmailSettings, Protocol
 from settings_app.smtp import CONTROL_CHARACTERS
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
 SECRET_FIELDS = OutgoingEmailSettings.SECRET_FIELDS
 # Whole sentences per secret, so that a translation can agree in gender with each noun.
 SECRET_STATUS = {
@@ -64,26 +64,18 @@ def validate_ascii(value: str) -> None:
 
 
 def validate_server(value: str) -> None:
-    try:
-        validate_ipv46_address(value)
-        return
-    except ValidationError:
-        pass
-    if not HOSTNAME.match(value):
+    if not hosts.is_valid_server_name(value):
         raise ValidationError(
             gettext("Enter a host name such as smtp.office365.com, or an IP address."), code="invalid_host"
         )
 
 
 def validate_allowed_server(value: str) -> None:
-    """Only hosts in MAILADMIN_ALLOWED_SMTP_HOSTS, when set: the test must not become a port scanner."""
+    """Only hosts in MAILADMIN_ALLOWED_SMTP_HOSTS, when set: the test must not become a port scanner.
+    By name here; ``smtp.resolve`` checks the resolved addresses on every connection."""
     allowed = settings.MAILADMIN_ALLOWED_SMTP_HOSTS
-    if not allowed:
+    if hosts.name_is_allowed(value, allowed) or hosts.literal_is_allowed(value, allowed):
         return
-    host = value.lower().rstrip(".")
-    for pattern in (entry.lower() for entry in allowed):
-        if host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
-            return
     raise ValidationError(
         gettext("This server is not allowed here (MAILADMIN_ALLOWED_SMTP_HOSTS: %(allowed)s)."),
         code="not_allowed",
@@ -221,6 +213,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
             "version",
         )
 
+    @sensitive_variables("saved")
     def _secret_status(self, name: str, hint: str) -> str:
         saved = self.saved_secrets[name]
         if isinstance(saved, UnreadableSecret):
@@ -301,6 +294,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
                     ValidationError(gettext("Required for %(protocol)s."), params={"protocol": label}),
                 )
 
+    @sensitive_variables("data", "saved")
     def _require_secret(self, data: dict, name: str) -> None:
         if data.get(name) or name in self.errors:
             return
@@ -310,6 +304,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         elif not saved:
             self.add_error(name, str(SECRET_STATUS[name]["missing"]))
 
+    @sensitive_variables("new_value")
     def save(self, commit: bool = True) -> OutgoingEmailSettings:
         record = super().save(commit=False)
         for name in SECRET_FIELDS:

@@ -178,10 +178,15 @@ class ConnectionTestRun(models.Model):
     steps = models.JSONField(_("steps"), default=list)
     token_claims = models.JSONField(_("token claims"), default=dict, blank=True)
 
+    # The outcome while the test runs: the row is written before it starts, so the rate
+    # limit and the one-test-per-user rule count it.
+    RUNNING = "running"
+
     class Meta:
         ordering = ["-created_at", "-pk"]
         verbose_name = _("connection test run")
         verbose_name_plural = _("connection test runs")
+        indexes = [models.Index(fields=["user", "created_at"], name="testrun_user_created")]
 
     def __str__(self) -> str:
         return gettext("Connection test %(pk)s: %(outcome)s") % {"pk": self.pk, "outcome": self.outcome}

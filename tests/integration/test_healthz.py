@@ -50,11 +50,15 @@ def test_it_answers_503_when_the_key_is_not_a_fernet_key(client, settings):
     assert client.get(URL).status_code == 503
 
 
-def test_it_is_never_cached_and_only_answers_get(client):
+def test_it_is_never_cached_and_only_answers_get_and_head(client):
     response = client.get(URL)
     assert "no-store" in response["Cache-Control"]
     assert client.post(URL).status_code == 405
-    assert client.head(URL).status_code == 405
+    head = client.head(URL)
+    assert head.status_code == 200
+    assert head["Content-Type"] == "application/json"
+    assert "no-store" in head["Cache-Control"]
+    assert head.content == b""
 
 
 def test_it_shows_no_secret_version_or_host(client, settings):
