@@ -129,6 +129,8 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_CALLABLE = "settings_app.throttling.lockout_response"
 AXES_RESET_ON_SUCCESS = True
+# Only failures are kept (and forgotten after the cool-off): no ever-growing log of every login.
+AXES_DISABLE_ACCESS_LOG = True
 AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
