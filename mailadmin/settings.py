@@ -184,7 +184,6 @@ SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("DJANGO_BEHIND_PROXY", False) else None
 
 
-
 def _encryption_keys() -> tuple[list[str], str]:
     """The Fernet keys, and why there are none when they cannot be read. A key problem must
     not stop the process: /healthz then answers 503 and the pages say what to fix."""
