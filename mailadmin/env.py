@@ -56,21 +56,31 @@ def envlist(name: str, default: str = "") -> list[str]:
 
 
 def instance_secret(path: Path, generate) -> str:
-    """Read a secret kept in the instance folder, creating it (mode 0600) on first use."""
+    """Read a secret kept in the instance folder, creating it (mode 0600) on first use.
+    Raises ImproperlyConfigured naming the file when it cannot be read or created."""
     try:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except (OSError, UnicodeError) as exc:
+        raise _unusable(path, exc) from None
     value = generate()
     try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         # Another process created it between our read and our write: use theirs.
         return path.read_text().strip()
+    except OSError as exc:
+        raise _unusable(path, exc) from None
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
     return value
+
+
+def _unusable(path: Path, exc: Exception) -> ImproperlyConfigured:
+    reason = "it is a directory" if path.is_dir() else getattr(exc, "strerror", None) or type(exc).__name__
+    return ImproperlyConfigured(f"{path}: cannot use this file ({reason}); it must be a readable file holding the key.")
 
 
 def generate_django_secret_key() -> str:

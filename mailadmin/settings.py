@@ -7,9 +7,11 @@ production setting is switched on by an environment variable (see README.md).
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
 
 from mailadmin.env import (
     envbool,
@@ -39,6 +41,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "crispy_forms",
     "crispy_bootstrap5",
+    "axes",
     "settings_app",
 ]
 
@@ -53,6 +56,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "settings_app.security.KeyConfigurationMiddleware",
+    # Last, as django-axes requires: it turns a locked-out login into the 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mailadmin.urls"
@@ -83,6 +89,14 @@ def _database(url: str) -> dict:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": envstr("MAILADMIN_SQLITE_PATH") or INSTANCE_DIR / "db.sqlite3",
+            # BEGIN IMMEDIATE takes the write lock up front, so a concurrent writer waits
+            # (up to the busy timeout) instead of failing the read-to-write upgrade with
+            # "database is locked"; WAL lets pages read while a save is written.
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
+            },
         }
     import dj_database_url
     from django.core.exceptions import ImproperlyConfigured
@@ -101,6 +115,23 @@ def _database(url: str) -> dict:
 
 DATABASES = {"default": _database(envstr("DATABASE_URL"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTHENTICATION_BACKENDS = [
+    # django-axes refuses a locked-out username or address before the password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling (django-axes): MAILADMIN_LOGIN_FAILURE_LIMIT failures for one username,
+# or from one address, lock further attempts out for MAILADMIN_LOGIN_LOCKOUT_MINUTES (429).
+AXES_FAILURE_LIMIT = int(envfloat("MAILADMIN_LOGIN_FAILURE_LIMIT", 10, minimum=1))
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=envfloat("MAILADMIN_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "settings_app.throttling.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+# Only failures are kept (and forgotten after the cool-off): no ever-growing log of every login.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -152,10 +183,20 @@ SECURE_HSTS_PRELOAD = HTTPS_ONLY and envbool("DJANGO_HSTS_PRELOAD", False)
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("DJANGO_BEHIND_PROXY", False) else None
 
+
+def _encryption_keys() -> tuple[list[str], str]:
+    """The Fernet keys, and why there are none when they cannot be read. A key problem must
+    not stop the process: /healthz then answers 503 and the pages say what to fix."""
+    try:
+        return envlist("MAILADMIN_ENCRYPTION_KEYS") or [
+            instance_secret(INSTANCE_DIR / "encryption.key", lambda: Fernet.generate_key().decode())
+        ], ""
+    except ImproperlyConfigured as exc:
+        return [], f"{exc} MAILADMIN_ENCRYPTION_KEYS is unset, so the key is read from that file."
+
+
 # Fernet keys for secrets at rest: the first encrypts, all decrypt. Never derived from SECRET_KEY.
-MAILADMIN_ENCRYPTION_KEYS = envlist("MAILADMIN_ENCRYPTION_KEYS") or [
-    instance_secret(INSTANCE_DIR / "encryption.key", lambda: Fernet.generate_key().decode())
-]
+MAILADMIN_ENCRYPTION_KEYS, MAILADMIN_ENCRYPTION_KEYS_ERROR = _encryption_keys()
 # Whole-test budget for "Save and test", in seconds.
 MAILADMIN_TEST_TIMEOUT = envfloat("MAILADMIN_TEST_TIMEOUT", 15.0, minimum=1.0)
 # Overrides the cloud's identity host (e.g. a local fake in tests); "https://host[:port]".
@@ -164,7 +205,7 @@ MAILADMIN_AUTHORITY_HOST = envstr("MAILADMIN_AUTHORITY_HOST")
 MAILADMIN_CA_BUNDLE = envstr("MAILADMIN_CA_BUNDLE")
 # Connection tests a user may start per minute: the test opens outbound connections.
 MAILADMIN_TEST_RATE_LIMIT = int(envfloat("MAILADMIN_TEST_RATE_LIMIT", 10, minimum=1))
-# When set, the only SMTP servers that may be saved (host names or IPs; "*.example.com" for a domain).
+# When set, the only SMTP servers the panel connects to (host names or IPs; "*.example.com" for a domain).
 MAILADMIN_ALLOWED_SMTP_HOSTS = envlist("MAILADMIN_ALLOWED_SMTP_HOSTS")
 # --- Scheduled checks, alerts and metrics (settings_app.monitor, settings_app.metrics) ---------
 # Seconds each attempt to post an alert to the webhook may take (one retry follows a failure).
@@ -174,6 +215,16 @@ MAILADMIN_PUBLIC_URL = envstr("MAILADMIN_PUBLIC_URL").rstrip("/")
 # /metrics needs "Authorization: Bearer <token>" when set; unset, it answers 404 unless public.
 MAILADMIN_METRICS_TOKEN = envstr("MAILADMIN_METRICS_TOKEN")
 MAILADMIN_METRICS_PUBLIC = envbool("MAILADMIN_METRICS_PUBLIC", False)
+# gunicorn threads per worker process (bin/serve-production passes the same variable to gunicorn).
+MAILADMIN_THREADS = int(envfloat("MAILADMIN_THREADS", 4, minimum=1))
+# Connection tests one server process runs at once; half its threads stay for pages and /healthz.
+MAILADMIN_MAX_CONCURRENT_TESTS = int(
+    envfloat("MAILADMIN_MAX_CONCURRENT_TESTS", max(1, MAILADMIN_THREADS // 2), minimum=1)
+)
+# Test runs and settings changes kept in the history; older ones are deleted as new ones are written.
+MAILADMIN_HISTORY_KEEP = int(envfloat("MAILADMIN_HISTORY_KEEP", 1000, minimum=1))
+# The debug page (DJANGO_DEBUG=1) masks sensitive_variables and sensitive_post_parameters too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "settings_app.security.AlwaysSafeExceptionReporterFilter"
 
 LOGGING = {
     "version": 1,

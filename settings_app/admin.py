@@ -8,8 +8,10 @@ its status is shown). Test history is a record: nobody adds, edits or deletes ru
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.paginator import Paginator
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -27,6 +29,21 @@ class _ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+class BoundedCountPaginator(Paginator):
+    """Counts at most COUNT_LIMIT rows: a history list never runs COUNT(*) over the whole table."""
+
+    COUNT_LIMIT = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list.order_by()[: self.COUNT_LIMIT].count()
+
+
+class _HistoryAdmin(_ReadOnlyAdmin):
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
 
 
 def _secret_fields() -> list[EncryptedTextField]:
@@ -72,7 +89,7 @@ def _secret_status(value: object) -> str:
 
 
 @admin.register(ConnectionTestRun)
-class ConnectionTestRunAdmin(_ReadOnlyAdmin):
+class ConnectionTestRunAdmin(_HistoryAdmin):
     list_display = ("created_at", "outcome", "failed_step_name", "trigger", "user", "protocol", "server", "duration_ms")
     list_filter = ("outcome", "trigger", "protocol")
     list_select_related = ("user",)
@@ -106,7 +123,7 @@ class ConnectionTestRunAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(SettingsChange)
-class SettingsChangeAdmin(_ReadOnlyAdmin):
+class SettingsChangeAdmin(_HistoryAdmin):
     list_display = ("created_at", "user", "changed_fields")
     list_select_related = ("user",)
     date_hierarchy = "created_at"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from django.views.decorators.debug import sensitive_variables
+
 from settings_app.fields import UnreadableSecret
 from settings_app.models import OutgoingEmailSettings, SettingsChange
+from settings_app.retention import prune
 
 AUDITED_FIELDS = OutgoingEmailSettings.EDITABLE_FIELDS
 SECRET_FIELDS = OutgoingEmailSettings.SECRET_FIELDS
@@ -21,6 +24,7 @@ def _shown(value) -> str | int | bool | None:
     return str(value)
 
 
+@sensitive_variables("before", "old", "new")
 def record_change(before: dict, settings: OutgoingEmailSettings, user=None) -> SettingsChange | None:
     """Store what changed between ``before`` (a snapshot) and ``settings``; None if nothing did."""
     changes = []
@@ -35,9 +39,11 @@ def record_change(before: dict, settings: OutgoingEmailSettings, user=None) -> S
             changes.append({"field": name, "label": label, "old": _shown(old), "new": _shown(new)})
     if not changes:
         return None
-    return SettingsChange.objects.create(
+    change = SettingsChange.objects.create(
         user=user if user is not None and user.is_authenticated else None, changes=changes
     )
+    prune(SettingsChange)
+    return change
 
 
 def recent_changes() -> list[SettingsChange]:

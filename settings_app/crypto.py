@@ -10,6 +10,7 @@ from functools import cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
@@ -19,17 +20,23 @@ class SecretUnreadable(Exception):
     """A stored secret cannot be decrypted with any configured key."""
 
 
+class KeyConfigurationError(ImproperlyConfigured):
+    """MAILADMIN_ENCRYPTION_KEYS (or the key file) is unusable; the message names it, never a key."""
+
+
 @cache
 def _multifernet() -> MultiFernet:
     keys = settings.MAILADMIN_ENCRYPTION_KEYS
     if not keys:
-        raise ImproperlyConfigured("MAILADMIN_ENCRYPTION_KEYS holds no key.")
+        raise KeyConfigurationError(
+            getattr(settings, "MAILADMIN_ENCRYPTION_KEYS_ERROR", "") or "MAILADMIN_ENCRYPTION_KEYS holds no key."
+        )
     fernets = []
     for position, key in enumerate(keys, start=1):
         try:
             fernets.append(Fernet(key))
         except (ValueError, TypeError):
-            raise ImproperlyConfigured(
+            raise KeyConfigurationError(
                 f"MAILADMIN_ENCRYPTION_KEYS: key {position} is not a valid Fernet key "
                 "(32 url-safe base64-encoded bytes)."
             ) from None
@@ -38,8 +45,19 @@ def _multifernet() -> MultiFernet:
 
 @receiver(setting_changed)
 def _forget_keys(*, setting: str, **kwargs) -> None:
-    if setting == "MAILADMIN_ENCRYPTION_KEYS":
+    if setting in ("MAILADMIN_ENCRYPTION_KEYS", "MAILADMIN_ENCRYPTION_KEYS_ERROR"):
         _multifernet.cache_clear()
+
+
+@checks.register(checks.Tags.security)
+def check_encryption_keys(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """At start-up (migrate, check), a clear line instead of a traceback on the first page.
+    A warning, not an error: the server still starts, so /healthz can answer 503."""
+    try:
+        _multifernet()
+    except KeyConfigurationError as exc:
+        return [checks.Warning(str(exc), hint="See README.md, Configuration.", id="settings_app.W001")]
+    return []
 
 
 def check_keys() -> None:

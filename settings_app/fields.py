@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.views.decorators.debug import sensitive_variables
 
 from settings_app import crypto
 
@@ -41,6 +42,7 @@ class EncryptedTextField(models.TextField):
     plaintexts give different ciphertexts, so a filter could never match.
     """
 
+    @sensitive_variables("value")
     def get_db_prep_save(self, value, connection):
         # Django hands expressions (Value, F...) here too; they are SQL, not plaintext.
         if hasattr(value, "as_sql"):

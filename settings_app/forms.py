@@ -9,7 +9,9 @@ from django.core.validators import URLValidator
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 
+from settings_app import hosts
 from settings_app.clouds import CLOUDS, DEFAULT_CLOUD, MICROSOFT365_PORT
 from settings_app.fields import UnreadableSecret
 from settings_app.models import ConnectionSecurity, OutgoingEmailSettings, Protocol, WebhookKind
@@ -53,14 +55,11 @@ SECRET_STATUS = {
 
 
 def validate_allowed_server(value: str) -> None:
-    """Only hosts in MAILADMIN_ALLOWED_SMTP_HOSTS, when set: the test must not become a port scanner."""
+    """Only hosts in MAILADMIN_ALLOWED_SMTP_HOSTS, when set: the test must not become a port scanner.
+    By name here; ``smtp.resolve`` checks the resolved addresses on every connection."""
     allowed = settings.MAILADMIN_ALLOWED_SMTP_HOSTS
-    if not allowed:
+    if hosts.name_is_allowed(value, allowed) or hosts.literal_is_allowed(value, allowed):
         return
-    host = value.lower().rstrip(".")
-    for pattern in (entry.lower() for entry in allowed):
-        if host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
-            return
     raise ValidationError(
         gettext("This server is not allowed here (MAILADMIN_ALLOWED_SMTP_HOSTS: %(allowed)s)."),
         code="not_allowed",
@@ -198,6 +197,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
             "version",
         )
 
+    @sensitive_variables("saved")
     def _secret_status(self, name: str, hint: str) -> str:
         saved = self.saved_secrets[name]
         if isinstance(saved, UnreadableSecret):
@@ -280,6 +280,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
                     ValidationError(gettext("Required for %(protocol)s."), params={"protocol": label}),
                 )
 
+    @sensitive_variables("data", "saved")
     def _require_secret(self, data: dict, name: str) -> None:
         if data.get(name) or name in self.errors:
             return
@@ -289,6 +290,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         elif not saved:
             self.add_error(name, str(SECRET_STATUS[name]["missing"]))
 
+    @sensitive_variables("new_value")
     def save(self, commit: bool = True) -> OutgoingEmailSettings:
         record = super().save(commit=False)
         for name in SECRET_FIELDS:

@@ -8,28 +8,59 @@ connection test's outcome and time. No secret, version, host or server name.
 from __future__ import annotations
 
 import datetime
+import threading
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from settings_app import crypto
 from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
 
 _PROBE = "healthz"
+# How long /healthz waits for the database: a silent host (libpq's connect_timeout is 10 s)
+# or a stuck server must give 503 in time, not a hanging load balancer check.
+PROBE_WAIT = 1.5
+# Probes still waiting on a silent database; beyond this many, the answer is "unreachable" at once.
+_WAITING_PROBES = threading.BoundedSemaphore(16)
 
 
-def database_is_reachable() -> bool:
-    """True when the default database answers a query."""
+def _select_one() -> bool:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except DatabaseError:
         return False
+    finally:
+        # This thread's own connection; the request's connection is left alone.
+        connection.close()
     return True
+
+
+def database_is_reachable(wait: float = PROBE_WAIT) -> bool:
+    """True when the default database answers a query within ``wait`` seconds.
+
+    The query runs in a thread of its own, with its own connection, so that a database
+    that never answers cannot hold the request longer than ``wait``.
+    """
+    if not _WAITING_PROBES.acquire(blocking=False):
+        return False
+    answered = threading.Event()
+    outcome: dict = {}
+
+    def probe() -> None:
+        try:
+            outcome["reachable"] = _select_one()
+        finally:
+            _WAITING_PROBES.release()
+            answered.set()
+
+    threading.Thread(target=probe, name="healthz-probe", daemon=True).start()
+    answered.wait(wait)
+    return outcome.get("reachable", False)
 
 
 def encryption_key_is_loaded() -> bool:
@@ -47,16 +78,18 @@ def settings_are_present() -> bool:
 
 def last_test() -> dict | None:
     """The latest connection test's outcome and time (UTC, ISO 8601), or None; raises DatabaseError."""
-    run = ConnectionTestRun.objects.only("outcome", "created_at").order_by("-created_at", "-pk").first()
+    finished = ConnectionTestRun.objects.exclude(outcome=ConnectionTestRun.RUNNING)
+    run = finished.only("outcome", "created_at").order_by("-created_at", "-pk").first()
     if run is None:
         return None
     return {"outcome": run.outcome, "at": run.created_at.astimezone(datetime.UTC).isoformat()}
 
 
-@require_GET
+@require_safe
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    """200 when the database answers and the key is loaded, else 503; the body says which."""
+    """200 when the database answers and the key is loaded, else 503; the body says which.
+    HEAD answers the same status and headers."""
     database = database_is_reachable()
     key = encryption_key_is_loaded()
     settings_present = recent = None

@@ -7,6 +7,7 @@ import datetime
 from django.utils import timezone
 
 from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
+from settings_app.retention import prune
 from settings_app.runner import ConnectionTestResult
 
 HISTORY_LENGTH = 20
@@ -15,7 +16,7 @@ HISTORY_LENGTH = 20
 def record_test_run(
     result: ConnectionTestResult, settings: OutgoingEmailSettings, *, user=None, trigger: str = "page"
 ) -> ConnectionTestRun:
-    return ConnectionTestRun.objects.create(
+    run = ConnectionTestRun.objects.create(
         user=user if user is not None and user.is_authenticated else None,
         trigger=trigger,
         outcome=result.outcome,
@@ -25,10 +26,42 @@ def record_test_run(
         steps=[step.as_dict() for step in result.steps],
         token_claims=result.token_claims,
     )
+    prune(ConnectionTestRun)
+    return run
+
+
+def start_test_run(settings: OutgoingEmailSettings, *, user, trigger: str = "page") -> ConnectionTestRun:
+    """The row of a test about to start (outcome RUNNING); ``finish_test_run`` completes it."""
+    return ConnectionTestRun.objects.create(
+        user=user,
+        trigger=trigger,
+        outcome=ConnectionTestRun.RUNNING,
+        protocol=settings.protocol,
+        server=f"{settings.server}:{settings.port}",
+    )
+
+
+def finish_test_run(run: ConnectionTestRun, result: ConnectionTestResult | None) -> ConnectionTestRun:
+    """Store ``result`` in the row ``start_test_run`` wrote; None (the test crashed) stores "error"."""
+    if result is None:
+        run.outcome = "error"
+    else:
+        run.outcome = result.outcome
+        run.duration_ms = result.duration_ms
+        run.steps = [step.as_dict() for step in result.steps]
+        run.token_claims = result.token_claims
+    # An update, not save(): retention may have deleted the row meanwhile (a tiny
+    # MAILADMIN_HISTORY_KEEP and tests finishing at once), which must not fail the test.
+    ConnectionTestRun.objects.filter(pk=run.pk).update(
+        outcome=run.outcome, duration_ms=run.duration_ms, steps=run.steps, token_claims=run.token_claims
+    )
+    prune(ConnectionTestRun)
+    return run
 
 
 def recent_test_runs() -> list[ConnectionTestRun]:
-    return list(ConnectionTestRun.objects.select_related("user")[:HISTORY_LENGTH])
+    finished = ConnectionTestRun.objects.exclude(outcome=ConnectionTestRun.RUNNING)
+    return list(finished.select_related("user")[:HISTORY_LENGTH])
 
 
 RATE_WINDOW = datetime.timedelta(minutes=1)

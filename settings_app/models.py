@@ -203,6 +203,8 @@ class StepStatus(models.TextChoices):
 class Outcome(models.TextChoices):
     SUCCESS = "success", _("passed")
     FAILURE = "failure", pgettext_lazy("step status", "failed")
+    # Reserved before a test starts (settings_app.admission), completed when it ends.
+    RUNNING = "running", pgettext_lazy("test outcome", "running")
 
 
 class Trigger(models.TextChoices):
@@ -231,10 +233,15 @@ class ConnectionTestRun(models.Model):
     steps = models.JSONField(_("steps"), default=list)
     token_claims = models.JSONField(_("token claims"), default=dict, blank=True)
 
+    # The outcome while the test runs: the row is written before it starts, so the rate
+    # limit and the one-test-per-user rule count it.
+    RUNNING = Outcome.RUNNING
+
     class Meta:
         ordering = ["-created_at", "-pk"]
         verbose_name = _("connection test run")
         verbose_name_plural = _("connection test runs")
+        indexes = [models.Index(fields=["user", "created_at"], name="testrun_user_created")]
 
     def __str__(self) -> str:
         return gettext("Connection test %(pk)s: %(outcome)s") % {"pk": self.pk, "outcome": self.outcome}

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 
+from settings_app import hosts
 from settings_app.deadline import Deadline, DeadlineExceeded
 from settings_app.values import CONTROL_CHARACTERS, ProtocolError
 
@@ -103,11 +104,15 @@ def resolve(host: str, port: int, deadline: Deadline) -> list[Address]:
     future = executor.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
         with _protocol_errors(host):
-            return future.result(timeout=deadline.remaining())
+            addresses = future.result(timeout=deadline.remaining())
     except FutureTimeout:
         raise SmtpError("dns", f"The name {host} could not be resolved in time.") from None
     finally:
         executor.shutdown(wait=False)
+    # Every path connects through here: the allow-list holds for stored and restored settings too.
+    if refusal := hosts.connection_refusal(host, addresses):
+        raise SmtpError(*refusal)
+    return addresses
 
 
 def _connect_any(addresses: Sequence[Address], timeout: float) -> socket.socket:

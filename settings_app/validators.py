@@ -6,14 +6,13 @@ from __future__ import annotations
 import re
 
 from django.core.exceptions import ValidationError
-from django.core.validators import DomainNameValidator, validate_ipv46_address
+from django.core.validators import DomainNameValidator
 from django.utils.translation import gettext
 
+from settings_app import hosts
 from settings_app.values import CONTROL_CHARACTERS
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
 
 
 def validate_no_control_characters(value: str) -> None:
@@ -34,12 +33,8 @@ def validate_ascii(value: str) -> None:
 
 
 def validate_server(value: str) -> None:
-    try:
-        validate_ipv46_address(value)
-        return
-    except ValidationError:
-        pass
-    if not HOSTNAME.match(value):
+    """A host name or a literal IPv4/IPv6 address in canonical form (no ``127.1``, ``0x7f000001``)."""
+    if not hosts.is_valid_server_name(value):
         raise ValidationError(
             gettext("Enter a host name such as smtp.office365.com, or an IP address."), code="invalid_host"
         )

@@ -17,12 +17,13 @@ from django.utils import timezone, translation
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext
 from django.views import View
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
+from settings_app.admission import Admission, TestRefused, admit
 from settings_app.audit import recent_changes, record_change, snapshot
 from settings_app.diagnosis import SetupValues
 from settings_app.forms import OutgoingEmailSettingsForm
-from settings_app.history import recent_test_runs, record_test_run, seconds_until_next_test
+from settings_app.history import recent_test_runs
 from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
 from settings_app.monitor import monitor_status, send_test_alert
 from settings_app.runner import ConnectionTestResult, run_connection_test
@@ -50,6 +51,9 @@ def _result_url(run: ConnectionTestRun) -> str:
 class OutgoingEmailView(View):
     template_name = "settings_app/outgoing_email.html"
 
+    # Every local below these methods (the settings, the snapshot, the form's values) may hold
+    # a decrypted secret: none is shown on an error report, DJANGO_DEBUG=1 included.
+    @sensitive_variables()
     def get(self, request):
         can_change = may_change(request.user)
         settings = OutgoingEmailSettings.load()
@@ -60,6 +64,7 @@ class OutgoingEmailView(View):
         )
         return self._render(request, form, settings, can_change)
 
+    @sensitive_variables()
     def post(self, request):
         if not may_change(request.user):
             raise PermissionDenied
@@ -85,17 +90,16 @@ class OutgoingEmailView(View):
         if request.POST.get("action") != "save_and_test":
             messages.success(request, gettext("Settings saved."))
             return redirect("outgoing_email")
-        wait = seconds_until_next_test(request.user, django_settings.MAILADMIN_TEST_RATE_LIMIT)
-        if wait:
-            message = gettext(
-                "Settings saved, but not tested: you may start %(limit)s tests a minute. Try again in %(wait)s s."
-            ) % {"limit": django_settings.MAILADMIN_TEST_RATE_LIMIT, "wait": wait}
+        try:
+            admission = admit(settings, request.user)
+        except TestRefused as refusal:
+            message = _refusal_message(refusal)
             if streaming:
-                return JsonResponse({"event": "rate-limited", "message": message}, status=429)
-            messages.error(request, message, extra_tags="rate-limited")
+                return JsonResponse({"event": refusal.code, "message": message}, status=429)
+            messages.error(request, message, extra_tags=refusal.code)
             return redirect("outgoing_email")
         messages.success(request, gettext("Settings saved. The connection test ran; its result is below."))
-        test = _ConnectionTest(settings, recipient, request.user)
+        test = _ConnectionTest(settings, recipient, request.user, admission)
         if streaming:
             return StreamingHttpResponse(test.stream(), content_type="application/x-ndjson")
         return redirect(_result_url(test.run()))
@@ -128,7 +132,8 @@ class OutgoingEmailView(View):
 
     def _render(self, request, form, settings, can_change):
         run_id = request.GET.get("run", "")
-        shown_run = get_object_or_404(ConnectionTestRun, pk=run_id) if run_id.isdigit() else None
+        # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+        shown_run = get_object_or_404(ConnectionTestRun, pk=run_id) if run_id.isascii() and run_id.isdigit() else None
         return render(
             request,
             self.template_name,
@@ -146,13 +151,29 @@ class OutgoingEmailView(View):
         )
 
 
-class _ConnectionTest:
-    """Save and test's test: run once, record the result, optionally stream each step."""
+def _refusal_message(refusal: TestRefused) -> str:
+    if refusal.code == "rate-limited":
+        return gettext(
+            "Settings saved, but not tested: you may start %(limit)s tests a minute. Try again in %(wait)s s."
+        ) % {"limit": django_settings.MAILADMIN_TEST_RATE_LIMIT, "wait": refusal.wait}
+    if refusal.code == "busy":
+        return gettext(
+            "Settings saved, but not tested: a test is already running for you. Wait for its result, then try again."
+        )
+    return gettext("Settings saved, but not tested: the server is running its maximum of tests. Try again shortly.")
 
-    def __init__(self, settings: OutgoingEmailSettings, recipient: str, user) -> None:
+
+class _ConnectionTest:
+    """Save and test's test: run once, record the result, optionally stream each step.
+
+    It runs to its end and is recorded whether or not the client waits for it.
+    """
+
+    def __init__(self, settings: OutgoingEmailSettings, recipient: str, user, admission: Admission) -> None:
         self.settings = settings
         self.recipient = recipient
         self.user = user
+        self.admission = admission
         # The request's language; the streaming worker thread does not inherit the activation.
         self.language = translation.get_language()
 
@@ -165,7 +186,12 @@ class _ConnectionTest:
         )
 
     def run(self) -> ConnectionTestRun:
-        return record_test_run(self._execute(), self.settings, user=self.user)
+        result = None
+        try:
+            result = self._execute()
+        finally:
+            run = self.admission.finish(result)
+        return run
 
     def stream(self) -> Iterator[str]:
         """NDJSON: one ``step`` event per completed step, then ``done`` with the result's URL."""
@@ -179,14 +205,20 @@ class _ConnectionTest:
             finally:
                 completed.put(None)
 
-        threading.Thread(target=work, name="connection-test", daemon=True).start()
-        while (step := completed.get()) is not None:
-            yield json.dumps({"event": "step", **step}, default=str) + "\n"
+        worker = threading.Thread(target=work, name="connection-test", daemon=True)
+        worker.start()
+        try:
+            while (step := completed.get()) is not None:
+                yield json.dumps({"event": "step", **step}, default=str) + "\n"
+        finally:
+            # Also when the client went away (the server closes this generator): the test
+            # finishes and is recorded here, in the request's thread and database connection.
+            worker.join()
+            with translation.override(self.language):
+                run = self.admission.finish(outcome.get("result"))
         if "result" not in outcome:
             yield json.dumps({"event": "error"}) + "\n"
             return
-        with translation.override(self.language):
-            run = record_test_run(outcome["result"], self.settings, user=self.user)
         yield json.dumps({"event": "done", "outcome": run.outcome, "url": _result_url(run)}) + "\n"
 
 
@@ -197,7 +229,7 @@ class SetupGuideView(View):
     def get(self, request):
         may_change(request.user)
         settings = OutgoingEmailSettings.load()
-        latest = ConnectionTestRun.objects.first()
+        latest = ConnectionTestRun.objects.exclude(outcome=ConnectionTestRun.RUNNING).first()
         failed = latest.failed_step if latest else None
         return render(
             request,

@@ -24,6 +24,36 @@ def smtp_dns(code: str, v: SetupValues, reply: str) -> Finding:
     )
 
 
+@entry(TABLE, "not-allowed")
+def _server_not_allowed(code: str, v: SetupValues, reply: str) -> Finding:
+    return Finding(
+        code,
+        _("This panel may not connect to that server"),
+        _("'%(server)s' is not in MAILADMIN_ALLOWED_SMTP_HOSTS, or resolves to an address outside it.")
+        % {"server": v.server},
+        (
+            _("The settings were saved before the allow-list was set, or restored from a backup."),
+            _("The name resolves to another address than the one the allow-list names."),
+        ),
+        (
+            Fix(_("Enter an allowed server, or ask the operator to add it to MAILADMIN_ALLOWED_SMTP_HOSTS.")),
+        ),
+        "configure",
+    )
+
+
+@entry(TABLE, "invalid-host")
+def _server_name_invalid(code: str, v: SetupValues, reply: str) -> Finding:
+    return Finding(
+        code,
+        _("The server name is not valid"),
+        _("'%(server)s' is neither a host name nor an IP address in its usual form.") % {"server": v.server},
+        (_("A numeric form such as 2130706433 or 127.1 was entered, or the saved value was altered."),),
+        (Fix(_("Enter a host name such as smtp.office365.com, or an IP address.")),),
+        "configure",
+    )
+
+
 @entry(TABLE, "refused", "unreachable")
 def smtp_refused(code: str, v: SetupValues, reply: str) -> Finding:
     return Finding(

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('settings_app', '0005_token_cache_and_choices'),
+        ('settings_app', '0006_reliability'),
     ]
 
     operations = [

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime
+import time
 
 import pytest
 
@@ -50,11 +51,15 @@ def test_it_answers_503_when_the_key_is_not_a_fernet_key(client, settings):
     assert client.get(URL).status_code == 503
 
 
-def test_it_is_never_cached_and_only_answers_get(client):
+def test_it_is_never_cached_and_only_answers_get_and_head(client):
     response = client.get(URL)
     assert "no-store" in response["Cache-Control"]
     assert client.post(URL).status_code == 405
-    assert client.head(URL).status_code == 405
+    head = client.head(URL)
+    assert head.status_code == 200
+    assert head["Content-Type"] == "application/json"
+    assert "no-store" in head["Cache-Control"]
+    assert head.content == b""
 
 
 def test_it_shows_no_secret_version_or_host(client, settings):
@@ -71,3 +76,22 @@ def test_it_shows_no_secret_version_or_host(client, settings):
     for leak in ("very-secret", "office365", "contoso", "django", "gunicorn", "sqlite", "postgres"):
         assert leak.lower() not in text.lower()
     assert set(response.json()) == {"status", "database", "encryption_key", "settings_present", "last_test"}
+
+
+def test_it_answers_within_two_seconds_when_the_database_never_answers(client, monkeypatch, silent_server):
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a silent SQLite file cannot be simulated; the PostgreSQL pass runs this")
+    # New connections (the probe's own thread) go to a listener that never answers.
+    silent = {**connections.settings["default"], "HOST": "127.0.0.1", "PORT": str(silent_server.port)}
+    monkeypatch.setitem(connections.settings, "default", silent)
+
+    started = time.monotonic()
+    response = client.get(URL)
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 503
+    assert response.json()["database"] is False
+    assert elapsed < 2.0
+    assert silent_server.connections >= 1

@@ -17,7 +17,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -37,9 +38,22 @@ class ProductionServer:
     password: str
     database_dir: Path
     log: Path
+    env: dict[str, str] = field(repr=False, default_factory=dict)
 
     def log_tail(self) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+
+    def manage(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """``manage.py ARGS`` with the server's configuration (its database, its keys)."""
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
 
 def _free_port() -> int:
@@ -99,19 +113,21 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def production_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProductionServer]:
-    base = tmp_path_factory.mktemp("production")
+@contextmanager
+def running_server(base: Path, extra_env: dict[str, str] | None = None) -> Iterator[ProductionServer]:
+    """bin/serve-production on a free loopback port with its own instance folder under ``base``,
+    ``extra_env`` on top (e.g. a DATABASE_URL of its own), and an administrator; stopped on exit."""
     database_dir = base / "db"
     database_dir.mkdir()
     port = _free_port()
-    env = _server_env(base / "instance", database_dir / "db.sqlite3", port)
+    env = {**_server_env(base / "instance", database_dir / "db.sqlite3", port), **(extra_env or {})}
     server = ProductionServer(
         url=f"http://127.0.0.1:{port}",
         username="operator",
         password=secrets.token_urlsafe(16),
         database_dir=database_dir,
         log=base / "server.log",
+        env=env,
     )
     with server.log.open("wb") as log:
         process = subprocess.Popen(
@@ -125,25 +141,27 @@ def production_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prod
         )
     try:
         _wait_until_serving(server.url, process, server.log)
-        subprocess.run(
-            [sys.executable, "manage.py", "createsuperuser", "--noinput"],
-            cwd=ROOT,
+        server.manage(
+            "createsuperuser",
+            "--noinput",
             env={
-                **env,
                 "DJANGO_SUPERUSER_USERNAME": server.username,
                 "DJANGO_SUPERUSER_PASSWORD": server.password,
                 "DJANGO_SUPERUSER_EMAIL": "operator@example.com",
             },
-            check=True,
-            capture_output=True,
-            timeout=60,
         )
         yield server
     finally:
         _stop(process)
 
 
-def _log_in(server: ProductionServer) -> requests.Session:
+@pytest.fixture(scope="module")
+def production_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProductionServer]:
+    with running_server(tmp_path_factory.mktemp("production")) as server:
+        yield server
+
+
+def log_in(server: ProductionServer) -> requests.Session:
     session = requests.Session()
     form = session.get(f"{server.url}/accounts/login/", timeout=HTTP_TIMEOUT)
     assert form.status_code == 200
@@ -160,7 +178,7 @@ def _log_in(server: ProductionServer) -> requests.Session:
 
 
 def test_an_administrator_logs_in_and_sees_the_settings_page(production_server):
-    session = _log_in(production_server)
+    session = log_in(production_server)
 
     page = session.get(f"{production_server.url}/settings/outgoing-email/", timeout=HTTP_TIMEOUT)
 
