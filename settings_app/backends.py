@@ -34,6 +34,7 @@ from django.core.mail import EmailMessage
 from django.core.mail.backends.smtp import EmailBackend
 from django.core.mail.message import sanitize_address
 from django.utils.functional import cached_property
+from django.views.decorators.debug import sensitive_variables
 
 from settings_app import metrics, token_cache
 from settings_app.deadline import Deadline
@@ -166,6 +167,7 @@ class OutgoingEmailBackend(EmailBackend):
             return None
         return True
 
+    @sensitive_variables()
     def _load_settings(self) -> ConnectionSettings:
         """The saved settings with the explicit constructor arguments applied; refuses unusable ones."""
         saved = OutgoingEmailSettings.load()
@@ -228,6 +230,7 @@ class OutgoingEmailBackend(EmailBackend):
                 f"Fill in {', '.join(missing)} on the Outgoing Email settings page.",
             )
 
+    @sensitive_variables()
     def _connect(self, config: ConnectionSettings) -> SmtpPlan:
         """A session through the transport's plan that is ready to send; remembers ``config``."""
         transport = transport_for(config.protocol)

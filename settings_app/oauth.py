@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import msal
 import requests
+from django.views.decorators.debug import sensitive_variables
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 from msal.exceptions import MsalServiceError
 from requests.adapters import HTTPAdapter
@@ -104,6 +105,7 @@ class _DiscoveryAnswers(dict):
 _DISCOVERY_ANSWERS = _DiscoveryAnswers()
 
 
+@sensitive_variables()
 def _msal_credential(credential: Credential) -> str | dict:
     if isinstance(credential, ClientSecret):
         return credential.value
@@ -140,6 +142,7 @@ class _DeadlineSession(requests.Session):
         return super().request(method, url, **kwargs)
 
 
+@sensitive_variables()
 def acquire_token(
     *,
     client_id: str,
@@ -183,6 +186,7 @@ def acquire_token(
     return AccessToken(outcome["access_token"], int(outcome.get("expires_in", 0)), outcome.get("token_source", ""))
 
 
+@sensitive_variables()
 def _request_token(
     session: requests.Session,
     client_id: str,

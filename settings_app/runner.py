@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from django.conf import settings as django_settings
 from django.utils.functional import Promise
 from django.utils.translation import gettext
+from django.views.decorators.debug import sensitive_variables
 
 from settings_app.deadline import Deadline
 from settings_app.diagnosis import Finding, diagnose
@@ -149,6 +150,7 @@ def _message_steps(config: ConnectionSettings, plan: Plan, recipient: str, send_
     return steps
 
 
+@sensitive_variables()
 def run_connection_test(
     config: ConnectionSettings,
     *,

@@ -19,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 
+from django.views.decorators.debug import sensitive_variables
+
 from settings_app import hosts
 from settings_app.deadline import Deadline, DeadlineExceeded
 from settings_app.values import CONTROL_CHARACTERS, ProtocolError
@@ -225,16 +227,19 @@ def require_sendable(what: str, *values: str) -> None:
         )
 
 
+@sensitive_variables()
 def xoauth2_response(username: str, token: str) -> str:
     """The SASL XOAUTH2 initial response, before base64 (smtplib encodes it)."""
     return f"user={username}\x01auth=Bearer {token}\x01\x01"
 
 
+@sensitive_variables()
 def xoauth2_redactions(username: str, token: str) -> tuple[str, str]:
     """The token and its base64 XOAUTH2 form, as they could appear in a reply or a trace."""
     return token, base64.b64encode(xoauth2_response(username, token).encode()).decode()
 
 
+@sensitive_variables()
 def authenticate_xoauth2(connection: smtplib.SMTP, host: str, username: str, token: str, deadline: Deadline) -> str:
     """AUTH XOAUTH2 with the token as initial response; returns the 235 reply."""
     if "XOAUTH2" not in offered_auth_mechanisms(connection):
@@ -253,6 +258,7 @@ def authenticate_xoauth2(connection: smtplib.SMTP, host: str, username: str, tok
     return reply_text(code, message)
 
 
+@sensitive_variables()
 def authenticate_password(
     connection: smtplib.SMTP, host: str, username: str, password: str, deadline: Deadline
 ) -> str:

@@ -20,6 +20,7 @@ import time
 from django.db import IntegrityError, transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
+from django.views.decorators.debug import sensitive_variables
 
 from settings_app import crypto, metrics
 from settings_app.deadline import Deadline
@@ -57,6 +58,7 @@ class CachedTokens:
         forget(self.cache_key)
 
 
+@sensitive_variables()
 def get_token(provider: TokenProvider, *, deadline: Deadline) -> AccessToken:
     """A token with at least RENEWAL_MARGIN seconds left; raises oauth.TokenError.
 
@@ -95,6 +97,7 @@ def stored_value(key: str) -> str:
     return CachedAccessToken.objects.filter(key=key).values_list("value", flat=True).first() or ""
 
 
+@sensitive_variables()
 def _load(key: str) -> SharedTokenCache:
     stored = stored_value(key)
     if not stored:
@@ -106,6 +109,7 @@ def _load(key: str) -> SharedTokenCache:
         return SharedTokenCache()
 
 
+@sensitive_variables()
 def _store(key: str, token_cache: SharedTokenCache) -> None:
     CachedAccessToken.objects.update_or_create(key=key, defaults={"value": crypto.encrypt(token_cache.serialize())})
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from django.utils.functional import Promise
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 
 from settings_app import smtp
 from settings_app.clouds import CLOUDS, DEFAULT_CLOUD
@@ -174,6 +175,7 @@ class SmtpPlan:
     def _starttls(self) -> str:
         return smtp.starttls(self.connection, self.host, self.trust.context, self.deadline)
 
+    @sensitive_variables()
     def _acquire_token(self) -> str:
         assert self.tokens is not None
         request, self._token_request = self._token_request, None
@@ -187,11 +189,13 @@ class SmtpPlan:
         self.warnings["token"] = self.tokens.claim_warnings(token_claims(self.token.value))
         return gettext("Token issued, valid for %(seconds)s s.") % {"seconds": self.token.expires_in}
 
+    @sensitive_variables()
     def _xoauth2(self) -> str:
         assert self.token is not None
         username, token = self.config.username, self.token.value
         return smtp.authenticate_xoauth2(self.connection, self.host, username, token, self.deadline)
 
+    @sensitive_variables()
     def _authenticate(self) -> str:
         config = self.config
         if self.tokens is None:
