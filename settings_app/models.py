@@ -37,6 +37,7 @@ class SecretExpiry:
 class Protocol(models.TextChoices):
     SMTP = "smtp", "SMTP"
     MICROSOFT365 = "smtp_microsoft365", "SMTP Microsoft 365"
+    GRAPH = "graph_microsoft365", "Microsoft 365 (Graph API)"
 
 
 class ConnectionSecurity(models.TextChoices):
