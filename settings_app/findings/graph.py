@@ -99,21 +99,23 @@ def _unknown_mailbox(code: str, v: SetupValues, reply: str) -> Finding:
 
 @entry(TABLE, "ErrorSendAsDenied")
 def _send_as_denied(code: str, v: SetupValues, reply: str) -> Finding:
+    refused = re.search(r"\[From: ([^\]]+)\]", reply)
+    sender = refused.group(1) if refused else v.sender
     return Finding(
         code,
         _("The mailbox may not send as this sender"),
         _(
-            "Microsoft Graph sends from the mailbox %(mailbox)s; the message's From address is another one, "
+            "Microsoft Graph sends from the mailbox %(mailbox)s; the message's From address is %(sender)s, "
             "and the mailbox has no Send As right on it."
         )
-        % {"mailbox": v.mailbox},
+        % {"mailbox": v.mailbox, "sender": sender},
         (
             _("Sender email differs from Username."),
             _("'Use user's email as sender' is on and the mailbox may not send as that user."),
         ),
         (
             Fix(_("Use the same address for Sender email and Username, or grant Send As, for example:"),
-                v.grant_mailbox_send_as(v.sender)),
+                v.grant_mailbox_send_as(sender)),
         ),
         "graph-send-as",
     )

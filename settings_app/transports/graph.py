@@ -198,7 +198,7 @@ class GraphPlan:
         if response.status_code == 202:
             request_id = response.headers.get("request-id", "")
             return f"202 Accepted{f' (request-id {request_id})' if request_id else ''}"
-        raise _graph_error(response, self.token_claims)
+        raise _graph_error(response, self.token_claims, sender)
 
     def _post(self, body: bytes, deadline: Deadline | None) -> http.Response:
         assert self.token is not None
@@ -245,7 +245,7 @@ def _with_bcc(message: bytes, recipients: Sequence[str]) -> bytes:
     return b"Bcc: " + ", ".join(hidden).encode() + linesep + message
 
 
-def _graph_error(response: http.Response, claims: dict) -> GraphError:
+def _graph_error(response: http.Response, claims: dict, sender: str) -> GraphError:
     status = response.status_code
     try:
         error = response.json().get("error") or {}
@@ -264,4 +264,6 @@ def _graph_error(response: http.Response, claims: dict) -> GraphError:
     if code == "ErrorAccessDenied":
         # Tells a missing consent from a mailbox outside the app's scope (settings_app.findings.graph).
         reply += f" [token roles: {', '.join(claims.get('roles') or []) or 'none'}]"
+    elif code == "ErrorSendAsDenied":
+        reply += f" [From: {sender}]"
     return GraphError(code, text, reply, retryable=status >= 500, retry_after=retry_after)

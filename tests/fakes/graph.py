@@ -36,6 +36,8 @@ from email.utils import getaddresses
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import trustme
+
 from tests.fakes import tls
 from tests.fakes.identity import (
     GRAPH_APP_ID,
@@ -129,8 +131,9 @@ class FakeGraph(LoopbackServer):
     ``size_limit`` do not (``reset(everything=True)`` clears all).
     """
 
-    def __init__(self, identity: FakeIdentity) -> None:
+    def __init__(self, identity: FakeIdentity, *, server_cert: trustme.LeafCert | None = None) -> None:
         self.identity = identity
+        self._cert = server_cert
         self.size_limit = SIZE_LIMIT
         self._lock = threading.RLock()
         self._mailboxes: dict[str, GraphMailbox] = {}
@@ -152,7 +155,7 @@ class FakeGraph(LoopbackServer):
             return self
         server = _Server(("127.0.0.1", 0), _GraphHandler)
         server.fake = self  # type: ignore[assignment]
-        server.ssl_context = tls.server_ssl_context()
+        server.ssl_context = tls.server_ssl_context(self._cert)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"FakeGraph:{self.port}", daemon=True
