@@ -15,13 +15,16 @@ HISTORY_LENGTH = 20
 def record_test_run(
     result: ConnectionTestResult, settings: OutgoingEmailSettings, *, user=None, trigger: str = "page"
 ) -> ConnectionTestRun:
+    # Transports without a server of their own (Microsoft Graph) name their endpoint.
+    endpoint = getattr(settings.transport, "endpoint", None)
+    server = endpoint(settings.to_connection_settings()) if endpoint else f"{settings.server}:{settings.port}"
     return ConnectionTestRun.objects.create(
         user=user if user is not None and user.is_authenticated else None,
         trigger=trigger,
         outcome=result.outcome,
         duration_ms=result.duration_ms,
         protocol=settings.protocol,
-        server=f"{settings.server}:{settings.port}",
+        server=server,
         steps=[step.as_dict() for step in result.steps],
         token_claims=result.token_claims,
     )

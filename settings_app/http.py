@@ -70,6 +70,12 @@ class DeadlineSession(requests.Session):
         return super().request(method, url, **kwargs)
 
 
+def proxy_for(url: str) -> str:
+    """The ``host:port`` of the proxy that requests would use for ``url`` (HTTPS_PROXY, NO_PROXY), or ""."""
+    proxy = requests.utils.get_environ_proxies(url).get(url.split("://", 1)[0], "")
+    return proxy.rsplit("@", 1)[-1].split("://", 1)[-1].rstrip("/") if proxy else ""
+
+
 def resolve(host: str, port: int, deadline: Deadline) -> list[str]:
     """The host's addresses; raises DeadlineExceeded, or OSError when the name does not resolve.
 

@@ -51,6 +51,7 @@ def test_the_token_claims_are_shown_and_graph_needs_no_server(admin_client, on_g
     assert saved.protocol == "graph_microsoft365"
     assert (saved.port, saved.connection_security) == (587, "starttls")
     assert "connect" not in [step["name"] for step in run.steps]
+    assert run.server == fake_graph.url.removeprefix("https://")
 
 
 def test_a_test_recipient_gets_the_message(admin_client, on_graph, graph_tenant, fake_graph):
@@ -154,3 +155,21 @@ def test_healthz_reports_the_last_graph_test(client, admin_client, on_graph, gra
     body = client.get("/healthz").json()
     assert body["last_test"]["outcome"] == "success"
     assert failed_steps(admin_client.get(URL).content.decode()) == []
+
+
+def test_graph_requests_go_through_https_proxy(graph_settings, fake_graph, fake_identity, monkeypatch):
+    from tests.fakes.proxy import ConnectProxy
+
+    with ConnectProxy() as proxy:
+        for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        address = proxy.url.removeprefix("http://")
+        result = run_connection_test(graph_settings.to_connection_settings())
+    assert result.outcome == "success"
+    dns = result.steps[0]
+    assert (dns.name, dns.status) == ("dns", "skipped")
+    assert address in dns.detail
+    assert f"127.0.0.1:{fake_graph.port}" in proxy.tunnels
+    assert f"127.0.0.1:{fake_identity.port}" in proxy.tunnels
+    assert len(fake_graph.messages) == 1
