@@ -223,9 +223,9 @@ class GraphPlan:
         except (http.RequestException, DeadlineExceeded) as exc:
             failure = http.transport_failure(exc, self.host)
         # Raised outside the except block: the requests exception holds the request and its token.
-        raise GraphError(
-            failure.code, failure.message, failure.detail, retryable=failure.code in ("unreachable", "timeout")
-        )
+        # "unreachable" covers a kept-alive connection the server closed: worth a new session. A
+        # timeout is not: Graph may have accepted the message.
+        raise GraphError(failure.code, failure.message, failure.detail, retryable=failure.code == "unreachable")
 
     def closing(self, failed: bool) -> None:
         """Graph has no session to end: no step."""
