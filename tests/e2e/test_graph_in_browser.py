@@ -32,6 +32,14 @@ def test_graph_hides_the_smtp_fields(logged_in):  # noqa: F811
     assert page.is_visible("input[name=server]")
 
 
+def test_the_link_of_the_smtp_auth_finding_opens_the_page_with_graph_chosen(logged_in, live_server):  # noqa: F811
+    page = logged_in
+    page.goto(f"{live_server.url}/settings/outgoing-email/?protocol=graph_microsoft365")
+    assert page.input_value("select[name=protocol]") == "graph_microsoft365"
+    assert not page.is_visible("input[name=server]")
+    assert page.is_visible("input[name=client_id]")
+
+
 def test_a_graph_save_and_test_passes_in_the_browser(logged_in, on_graph, graph_tenant, fake_graph):  # noqa: F811
     page = logged_in
     fill_graph(page, graph_tenant, secret=str(graph_tenant.client_secret))
