@@ -201,6 +201,9 @@ MAILADMIN_ENCRYPTION_KEYS, MAILADMIN_ENCRYPTION_KEYS_ERROR = _encryption_keys()
 MAILADMIN_TEST_TIMEOUT = envfloat("MAILADMIN_TEST_TIMEOUT", 15.0, minimum=1.0)
 # Overrides the cloud's identity host (e.g. a local fake in tests); "https://host[:port]".
 MAILADMIN_AUTHORITY_HOST = envstr("MAILADMIN_AUTHORITY_HOST")
+# Overrides where Microsoft Graph requests go (e.g. a local fake in tests); "https://host[:port]".
+# The token is still asked for the cloud's Graph audience.
+MAILADMIN_GRAPH_URL = envstr("MAILADMIN_GRAPH_URL")
 # A PEM bundle that replaces the platform's trust store (corporate TLS inspection).
 MAILADMIN_CA_BUNDLE = envstr("MAILADMIN_CA_BUNDLE")
 # Connection tests a user may start per minute: the test opens outbound connections.

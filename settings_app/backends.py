@@ -6,7 +6,10 @@ use_tls, use_ssl, timeout) win over them. It connects, upgrades TLS and
 authenticates with the same functions as the connection test (settings_app.smtp,
 settings_app.oauth through settings_app.token_cache, settings_app.tls), so there is
 one way to authenticate. Microsoft 365 tokens come from the deployment-wide
-token cache: one token request per token lifetime, not per message.
+token cache: one token request per token lifetime, not per message. With the
+Microsoft Graph protocol the same plan machinery sends each message as MIME through
+sendMail over one HTTPS session per batch; a 429's Retry-After is waited out when
+the whole wait stays within RETRY_AFTER_LIMIT seconds.
 
 Sender rules (Exchange refuses any other sender with SendAsDenied): mail sent
 for a user (settings_app.mail.send_mail_as) comes From the user's address when
@@ -51,6 +54,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 QUIT_TIMEOUT = 5.0
+# The longest a send waits, in all, for what Retry-After asks (Microsoft Graph's 429); beyond it, it fails.
+RETRY_AFTER_LIMIT = 30.0
 _LABELS = {**all_step_labels(), "settings": "Read the outgoing email settings"}
 
 
@@ -197,7 +202,8 @@ class OutgoingEmailBackend(EmailBackend):
 
     def _check_usable(self, config: ConnectionSettings, unreadable: list[str]) -> None:
         secret = ""
-        if transport_for(config.protocol).uses_oauth:
+        transport = transport_for(config.protocol)
+        if transport.uses_oauth:
             needed = {
                 "server": config.server,
                 "username": config.username,
@@ -205,6 +211,8 @@ class OutgoingEmailBackend(EmailBackend):
                 "tenant ID": config.tenant_id,
                 "client secret": config.credential,
             }
+            if not getattr(transport, "needs_server", True):
+                del needed["server"]
             secret = "client_secret"
         else:
             needed = {"server": config.server}
@@ -315,7 +323,23 @@ class OutgoingEmailBackend(EmailBackend):
         with self._failure("send", config, self._redactor):
             if self.connection is None:
                 raise SmtpError("disconnected", "The connection to the mail server is closed.")
-            self.connection.send(sender, recipients, data, Deadline(self.timeout))
+            self._send_within_retry_after(sender, recipients, data)
+
+    def _send_within_retry_after(self, sender: str, recipients: list[str], data: bytes) -> None:
+        """Send; when the server asks to retry later (``retry_after``), wait and send again,
+        as long as the waits add up to at most RETRY_AFTER_LIMIT seconds."""
+        waited = 0.0
+        while True:
+            try:
+                self.connection.send(sender, recipients, data, Deadline(self.timeout))
+                return
+            except ProtocolError as exc:
+                wait = getattr(exc, "retry_after", None)
+                if wait is None or waited + wait > RETRY_AFTER_LIMIT:
+                    raise
+            logger.warning("The mail service asked to retry in %s s; waiting before sending again.", wait)
+            time.sleep(wait)
+            waited += wait
 
     @staticmethod
     def _envelope(email_message: EmailMessage, config: ConnectionSettings) -> tuple[str, list[str], bytes]:

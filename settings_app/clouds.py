@@ -14,10 +14,15 @@ class Cloud:
     authority_host: str
     scope: str
     smtp_host: str
+    graph_host: str = "graph.microsoft.com"
 
     @property
     def token_audience(self) -> str:
         return self.scope.removesuffix("/.default")
+
+    @property
+    def graph_scope(self) -> str:
+        return f"https://{self.graph_host}/.default"
 
 
 CLOUDS: dict[str, Cloud] = {
@@ -26,18 +31,21 @@ CLOUDS: dict[str, Cloud] = {
         "https://login.microsoftonline.com",
         "https://outlook.office365.com/.default",
         "smtp.office365.com",
+        "graph.microsoft.com",
     ),
     "usgov": Cloud(
         _("US Government (GCC High)"),
         "https://login.microsoftonline.us",
         "https://outlook.office365.us/.default",
         "smtp.office365.us",
+        "graph.microsoft.us",
     ),
     "china": Cloud(
         _("China (operated by 21Vianet)"),
         "https://login.partner.microsoftonline.cn",
         "https://partner.outlook.cn/.default",
         "smtp.partner.outlook.cn",
+        "microsoftgraph.chinacloudapi.cn",
     ),
 }
 DEFAULT_CLOUD = "global"

@@ -9,7 +9,7 @@ application's Object ID). Texts are in the active language; codes and commands n
 
 from __future__ import annotations
 
-from settings_app.findings import entra, exchange, smtp
+from settings_app.findings import entra, exchange, graph, smtp
 from settings_app.findings.base import ENTERPRISE_OBJECT_ID, Builder, Finding, Fix, SetupValues, Table
 from settings_app.transports import transport_for
 from settings_app.values import ConnectionSettings
@@ -21,6 +21,7 @@ SOURCES: dict[str, tuple[Table, Builder | None]] = {
     "entra": (entra.TABLE, entra.fallback),
     "exchange": (exchange.TABLE, None),
     "smtp": (smtp.TABLE, smtp.fallback),
+    "graph": (graph.TABLE, graph.fallback),
 }
 IDENTITY_STEPS = {"token": ("entra",)}
 

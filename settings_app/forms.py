@@ -24,6 +24,9 @@ from settings_app.validators import (
 )
 
 SECRET_FIELDS = OutgoingEmailSettings.SECRET_FIELDS
+# data-protocols of the page's field groups (static/js/outgoing_email.js shows the chosen protocol's).
+ENTRA_PROTOCOLS = f"{Protocol.MICROSOFT365} {Protocol.GRAPH}"
+SMTP_PROTOCOLS = f"{Protocol.SMTP} {Protocol.MICROSOFT365}"
 # Whole sentences per secret, so that a translation can agree in gender with each noun.
 SECRET_STATUS = {
     "password": {
@@ -113,7 +116,10 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         fields = [name for name in OutgoingEmailSettings.EDITABLE_FIELDS if name not in SECRET_FIELDS]
         widgets = {"client_secret_expires_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
         help_texts = {
-            "protocol": _("SMTP Microsoft 365 uses OAuth 2.0 (client credentials) as Exchange Online requires."),
+            "protocol": _(
+                "SMTP Microsoft 365 uses OAuth 2.0 (client credentials) as Exchange Online requires. "
+                "Microsoft 365 (Graph API) sends through Microsoft Graph and needs no SMTP AUTH."
+            ),
             "cloud": _("Where your Microsoft 365 tenant is hosted; most tenants are Global."),
             "server": _("For Microsoft 365: smtp.office365.com."),
             "use_secure_auth": _("Authenticate to the server. Always on for Microsoft 365."),
@@ -144,6 +150,8 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         self.fields["server"].validators += [validate_server, validate_allowed_server]
         self.fields["cloud"].required = False
         self.fields["alert_webhook_kind"].required = False
+        # Not used by Microsoft Graph; clean() requires it for the SMTP protocols.
+        self.fields["connection_security"].required = False
         self.fields["client_id"].validators.append(validate_guid)
         self.fields["tenant_id"].validators.append(validate_tenant)
         self.fields["password"].help_text = self._secret_status("password", gettext("Password for plain SMTP."))
@@ -165,10 +173,8 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
             Fieldset(
                 gettext("Server"),
                 Field("protocol", data_protocol_select="1"),
-                Div("cloud", data_protocols=Protocol.MICROSOFT365),
-                "server",
-                "port",
-                "connection_security",
+                Div("cloud", data_protocols=ENTRA_PROTOCOLS),
+                Div("server", "port", "connection_security", data_protocols=SMTP_PROTOCOLS),
             ),
             Fieldset(
                 gettext("Authentication and sender"),
@@ -184,7 +190,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
                 "tenant_id",
                 "client_secret",
                 "client_secret_expires_on",
-                data_protocols=Protocol.MICROSOFT365,
+                data_protocols=ENTRA_PROTOCOLS,
             ),
             Fieldset(
                 gettext("Alerts"),
@@ -218,12 +224,14 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         protocol = data.get("protocol")
         if protocol == Protocol.MICROSOFT365:
             self._clean_microsoft365(data)
+        elif protocol == Protocol.GRAPH:
+            self._clean_graph(data)
         elif protocol == Protocol.SMTP:
-            self._require(data, "server", "port")
+            self._require(data, "server", "port", "connection_security")
             if data.get("use_secure_auth"):
                 self._require(data, "username")
                 self._require_secret(data, "password")
-        if not data.get("use_user_email_as_sender") or protocol == Protocol.MICROSOFT365:
+        if not data.get("use_user_email_as_sender") or protocol in (Protocol.MICROSOFT365, Protocol.GRAPH):
             self._require(data, "sender_email")
         return data
 
@@ -247,6 +255,15 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
             params={"who": who, "when": when},
         )
 
+    def _clean_graph(self, data: dict) -> None:
+        """Server, port and connection security do not apply: whatever was posted, the saved ones stay."""
+        for name in ("server", "port", "connection_security"):
+            self._errors.pop(name, None)
+            data[name] = getattr(self.instance, name)
+        data["port"] = data["port"] or MICROSOFT365_PORT
+        data["connection_security"] = data["connection_security"] or ConnectionSecurity.STARTTLS
+        self._clean_entra_mailbox(data)
+
     def _clean_microsoft365(self, data: dict) -> None:
         cloud = CLOUDS[data["cloud"]] if data.get("cloud") in CLOUDS else CLOUDS[DEFAULT_CLOUD]
         if not data.get("server") and "server" not in self.errors:
@@ -258,6 +275,12 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
                 "connection_security",
                 gettext("Microsoft 365 sends the token only over an encrypted connection: choose STARTTLS (port 587)."),
             )
+        if not data.get("connection_security") and "connection_security" not in self.errors:
+            data["connection_security"] = ConnectionSecurity.STARTTLS
+        self._clean_entra_mailbox(data)
+
+    def _clean_entra_mailbox(self, data: dict) -> None:
+        """The mailbox and the Entra ID application, for both Microsoft 365 protocols."""
         data["use_secure_auth"] = True
         self._require(data, "username", "client_id", "tenant_id")
         username = data.get("username")

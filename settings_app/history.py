@@ -6,11 +6,17 @@ import datetime
 
 from django.utils import timezone
 
-from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
+from settings_app.models import ConnectionTestRun, Outcome, OutgoingEmailSettings
 from settings_app.retention import prune
 from settings_app.runner import ConnectionTestResult
 
 HISTORY_LENGTH = 20
+
+
+def _server_of(settings: OutgoingEmailSettings) -> str:
+    """Where the test went: transports without a server of their own (Microsoft Graph) name their endpoint."""
+    endpoint = getattr(settings.transport, "endpoint", None)
+    return endpoint(settings.to_connection_settings()) if endpoint else f"{settings.server}:{settings.port}"
 
 
 def record_test_run(
@@ -22,7 +28,7 @@ def record_test_run(
         outcome=result.outcome,
         duration_ms=result.duration_ms,
         protocol=settings.protocol,
-        server=f"{settings.server}:{settings.port}",
+        server=_server_of(settings),
         steps=[step.as_dict() for step in result.steps],
         token_claims=result.token_claims,
     )
@@ -37,14 +43,14 @@ def start_test_run(settings: OutgoingEmailSettings, *, user, trigger: str = "pag
         trigger=trigger,
         outcome=ConnectionTestRun.RUNNING,
         protocol=settings.protocol,
-        server=f"{settings.server}:{settings.port}",
+        server=_server_of(settings),
     )
 
 
 def finish_test_run(run: ConnectionTestRun, result: ConnectionTestResult | None) -> ConnectionTestRun:
     """Store ``result`` in the row ``start_test_run`` wrote; None (the test crashed) stores "error"."""
     if result is None:
-        run.outcome = "error"
+        run.outcome = Outcome.ERROR
     else:
         run.outcome = result.outcome
         run.duration_ms = result.duration_ms

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from django.conf import settings as django_settings
+from django.utils.functional import Promise
 from django.utils.translation import gettext
 
 from settings_app import oauth
@@ -33,6 +34,8 @@ class Resource:
     audiences: tuple[str, ...]
     role: str
     role_hint: str
+    # "%(actual)s ... %(audience)s": what a token for another audience means here ("" for Exchange's).
+    audience_hint: str | Promise = ""
 
     @property
     def audience(self) -> str:
@@ -126,14 +129,14 @@ def token_provider(config: ConnectionSettings, resource: Resource, trust: Trust)
 
 
 def token_warnings(claims: dict, resource: Resource) -> list[str]:
-    """What in a token's claims will make the resource refuse it (Exchange: 535 5.7.3)."""
+    """What in a token's claims will make the resource refuse it (Exchange: 535 5.7.3; Graph: 401 or 403)."""
     warnings = []
     accepted = {variant for audience in resource.audiences for variant in (audience, audience + "/")}
     if claims.get("aud") not in accepted:
-        warnings.append(
-            gettext("The token's audience is %(actual)s, not Exchange Online (%(audience)s): Exchange will refuse it.")
-            % {"actual": repr(claims.get("aud")), "audience": resource.audience}
+        hint = str(resource.audience_hint) or gettext(
+            "The token's audience is %(actual)s, not Exchange Online (%(audience)s): Exchange will refuse it."
         )
+        warnings.append(hint % {"actual": repr(claims.get("aud")), "audience": resource.audience})
     if resource.role not in (claims.get("roles") or []):
         warnings.append(str(resource.role_hint) % {"role": resource.role})
     return warnings

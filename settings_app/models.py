@@ -37,6 +37,7 @@ class SecretExpiry:
 class Protocol(models.TextChoices):
     SMTP = "smtp", "SMTP"
     MICROSOFT365 = "smtp_microsoft365", "SMTP Microsoft 365"
+    GRAPH = "graph_microsoft365", "Microsoft 365 (Graph API)"
 
 
 class ConnectionSecurity(models.TextChoices):
@@ -205,6 +206,8 @@ class Outcome(models.TextChoices):
     FAILURE = "failure", pgettext_lazy("step status", "failed")
     # Reserved before a test starts (settings_app.admission), completed when it ends.
     RUNNING = "running", pgettext_lazy("test outcome", "running")
+    # The test itself crashed (a bug, not a failed step): nothing was recorded but this.
+    ERROR = "error", pgettext_lazy("test outcome", "error")
 
 
 class Trigger(models.TextChoices):

@@ -1,6 +1,6 @@
 """Access tokens from Microsoft Entra ID with the OAuth 2.0 client-credentials flow.
 
-The only module that imports msal (and requests, for the identity calls). Plain values in
+The only module that imports msal; its HTTP goes through settings_app.http. Plain values in
 and out; every failure is a TokenError with a stable code (``AADSTS7000215``, ``timeout``,
 ``tls-untrusted``...). ``SharedTokenCache`` is msal's serializable cache as JSON text, for
 settings_app.token_cache to keep between processes.
@@ -17,12 +17,11 @@ import time
 from dataclasses import dataclass, field
 
 import msal
-import requests
 from django.views.decorators.debug import sensitive_variables
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 from msal.exceptions import MsalServiceError
-from requests.adapters import HTTPAdapter
 
+from settings_app import http
 from settings_app.deadline import Deadline, DeadlineExceeded
 from settings_app.values import ClientSecret, Credential, ProtocolError
 
@@ -112,36 +111,6 @@ def _msal_credential(credential: Credential) -> str | dict:
     raise TypeError(f"no msal form for {type(credential).__name__}")
 
 
-class _TrustAdapter(HTTPAdapter):
-    def __init__(self, ssl_context: ssl.SSLContext) -> None:
-        self._ssl_context = ssl_context
-        super().__init__(max_retries=0)
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs["ssl_context"] = self._ssl_context
-        return super().init_poolmanager(*args, **kwargs)
-
-
-class _DeadlineSession(requests.Session):
-    """A session whose every request times out at the caller's deadline.
-
-    msal ignores its own ``timeout`` and ``verify`` once given an http_client, so
-    both are applied here, per request: requests lets REQUESTS_CA_BUNDLE override a
-    session-wide ``verify``, which would drop MAILADMIN_CA_BUNDLE.
-    """
-
-    def __init__(self, deadline: Deadline, ssl_context: ssl.SSLContext, ca_bundle: str) -> None:
-        super().__init__()
-        self._deadline = deadline
-        self._verify: str | bool = ca_bundle or True
-        self.mount("https://", _TrustAdapter(ssl_context))
-
-    def request(self, method, url, **kwargs):
-        kwargs["timeout"] = self._deadline.remaining()
-        kwargs["verify"] = self._verify
-        return super().request(method, url, **kwargs)
-
-
 @sensitive_variables()
 def acquire_token(
     *,
@@ -163,7 +132,7 @@ def acquire_token(
     """
     authority = f"{authority_host.rstrip('/')}/{tenant_id}"
     host = authority_host.split("://", 1)[-1].split("/", 1)[0].lower()
-    session = _DeadlineSession(deadline, ssl_context, ca_bundle)
+    session = http.DeadlineSession(deadline, ssl_context, ca_bundle)
     try:
         outcome = _request_token(
             session,
@@ -188,7 +157,7 @@ def acquire_token(
 
 @sensitive_variables()
 def _request_token(
-    session: requests.Session,
+    session: http.DeadlineSession,
     client_id: str,
     client_credential: str | dict,
     authority: str,
@@ -211,11 +180,11 @@ def _request_token(
         )
     except ValueError as exc:
         return _discovery_error(exc, tenant_id)
-    except (DeadlineExceeded, requests.exceptions.RequestException, MsalServiceError) as exc:
+    except (DeadlineExceeded, http.RequestException, MsalServiceError) as exc:
         return _failure(exc, host)
     try:
         return app.acquire_token_for_client(scopes=[scope])
-    except (DeadlineExceeded, requests.exceptions.RequestException, MsalServiceError) as exc:
+    except (DeadlineExceeded, http.RequestException, MsalServiceError) as exc:
         return _failure(exc, host)
     except ValueError:
         return TokenError("invalid-response", "The identity service's answer was not the JSON a token endpoint sends.")
@@ -224,7 +193,7 @@ def _request_token(
 def _failure(exc: Exception, host: str) -> TokenError:
     if isinstance(exc, DeadlineExceeded):
         return TokenError("timeout", f"No answer from the identity service: {exc}.")
-    if isinstance(exc, requests.exceptions.RequestException):
+    if isinstance(exc, http.RequestException):
         return _transport_error(exc, host)
     status = re.search(r"\d{3}", str(exc))
     code = f"http-{status.group()}" if status else "identity-error"
@@ -263,21 +232,9 @@ def _discovery_error(exc: ValueError, tenant_id: str) -> TokenError:
     return TokenError("invalid-authority", str(exc).split(". ")[0] + ".")
 
 
-def _transport_error(exc: requests.exceptions.RequestException, host: str) -> TokenError:
-    text = str(exc)
-    if isinstance(exc, requests.exceptions.SSLError):
-        if "match" in text.lower() and "hostname" in text.lower():
-            return TokenError("tls-hostname", f"The certificate of {host} is not valid for that name.", text[:300])
-        return TokenError(
-            "tls-untrusted", f"The certificate of {host} is not trusted by this server.", text[:300]
-        )
-    if isinstance(exc, requests.exceptions.Timeout):
-        return TokenError("timeout", f"{host} did not answer in time.")
-    if "NameResolution" in text or "Name or service not known" in text or "getaddrinfo" in text:
-        return TokenError("dns", f"The name {host} cannot be resolved.")
-    if "refused" in text.lower():
-        return TokenError("refused", f"{host} refused the connection.")
-    return TokenError("unreachable", f"Cannot reach {host}.", text[:300])
+def _transport_error(exc: http.RequestException, host: str) -> TokenError:
+    failure = http.transport_failure(exc, host)
+    return TokenError(failure.code, failure.message, failure.detail)
 
 
 def token_claims(token: str) -> dict:

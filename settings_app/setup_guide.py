@@ -1,5 +1,7 @@
 """The Microsoft 365 setup guide as a checklist, filled with the administrator's values.
 
+The steps are those of the settings' protocol: SMTP with OAuth 2.0, or Microsoft Graph.
+
 Findings point at these steps by anchor (Finding.guide_step); the last test run
 tells which steps it proved.
 """
@@ -25,8 +27,13 @@ class GuideStep:
     commands: tuple[str, ...] = ()
 
 
+GRAPH_PROTOCOL = "graph_microsoft365"
+
+
 def guide_steps(v: SetupValues) -> list[GuideStep]:
-    """The steps in order, in the active language (the commands are never translated)."""
+    """The steps in order for the settings' protocol, in the active language (the commands are never translated)."""
+    if v.protocol == GRAPH_PROTOCOL:
+        return [*_graph_app_steps(v), *_credential_steps(v), *_graph_rbac_steps(v), *_graph_panel_steps(v)]
     return [*_entra_app_steps(v), *_exchange_steps(v), *_credential_steps(v), *_panel_steps(v)]
 
 
@@ -142,6 +149,86 @@ def _panel_steps(v: SetupValues) -> list[GuideStep]:
     ]
 
 
+def _graph_app_steps(v: SetupValues) -> list[GuideStep]:
+    registration, _smtp_permission, consent = _entra_app_steps(v)
+    permission = GuideStep(
+        "graph-permission",
+        _("Add the Mail.Send permission"),
+        (
+            _(
+                "API permissions > Add a permission > Microsoft Graph > Application permissions > Mail.Send "
+                "(not the delegated one)."
+            ),
+        ),
+    )
+    return [registration, permission, consent]
+
+
+def _graph_rbac_steps(v: SetupValues) -> list[GuideStep]:
+    return [
+        GuideStep(
+            "graph-rbac",
+            _("Strongly recommended: restrict the application to the sending mailboxes"),
+            (
+                _(
+                    "An unscoped Mail.Send consent lets the application send as every mailbox in the tenant. "
+                    "With RBAC for Applications in Exchange Online, grant it only for %(mailbox)s:"
+                )
+                % {"mailbox": v.mailbox},
+                _(
+                    "Register the service principal (the Object ID is the one under Enterprise applications), "
+                    "create a management scope for the mailbox and assign the role 'Application Mail.Send' "
+                    "within it; then check the result:"
+                ),
+                _(
+                    "Role assignments add to consents in Entra ID: once the check passes, remove the Mail.Send "
+                    "application permission (or its admin consent) from the app registration, so that only the "
+                    "scoped role remains. Application Access Policies are the older way; do not create new ones."
+                ),
+            ),
+            (
+                INSTALL_MODULE,
+                v.new_graph_service_principal,
+                v.new_management_scope,
+                v.new_mail_send_assignment,
+                v.test_graph_authorization,
+            ),
+        ),
+    ]
+
+
+def _graph_panel_steps(v: SetupValues) -> list[GuideStep]:
+    return [
+        GuideStep(
+            "graph-configure",
+            _("Fill in this panel"),
+            (
+                _("Protocol: Microsoft 365 (Graph API). Server, port and connection security do not apply."),
+                _("Username and Sender Email: the same mailbox (%(mailbox)s). 'Use user's email as sender': off.")
+                % {"mailbox": v.mailbox},
+                _("Client ID, Tenant ID and Client secret from the steps above, then press Save and test."),
+            ),
+        ),
+        GuideStep(
+            "graph-send-as",
+            _("Optional: send as other users"),
+            (
+                _(
+                    "With 'Use user's email as sender' on, Graph sends from %(mailbox)s as each user: give the "
+                    "mailbox Send As on every such address, for example:"
+                )
+                % {"mailbox": v.mailbox},
+            ),
+            (v.grant_mailbox_send_as("<user address>"),),
+        ),
+    ]
+
+
+PROVEN_BY_GRAPH_STEP = {
+    "token": ("app-registration", "client-secret"),
+    "send": ("app-registration", "graph-permission", "admin-consent", "client-secret", "graph-configure"),
+    "send_as": ("graph-send-as",),
+}
 PROVEN_BY_STEP = {
     "token": ("app-registration", "client-secret"),
     "auth": (
@@ -158,10 +245,11 @@ PROVEN_BY_STEP = {
 }
 
 
-def proven_anchors(steps: list[dict]) -> set[str]:
+def proven_anchors(steps: list[dict], protocol: str = "") -> set[str]:
     """Guide steps that a test run's passing steps prove done (Microsoft 365 only)."""
+    by_step = PROVEN_BY_GRAPH_STEP if protocol == GRAPH_PROTOCOL else PROVEN_BY_STEP
     proven: set[str] = set()
     for step in steps:
         if step["status"] == "ok":
-            proven.update(PROVEN_BY_STEP.get(step["name"], ()))
+            proven.update(by_step.get(step["name"], ()))
     return proven

@@ -24,7 +24,7 @@ from settings_app.audit import recent_changes, record_change, snapshot
 from settings_app.diagnosis import SetupValues
 from settings_app.forms import OutgoingEmailSettingsForm
 from settings_app.history import recent_test_runs
-from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
+from settings_app.models import ConnectionTestRun, OutgoingEmailSettings, Protocol
 from settings_app.monitor import monitor_status, send_test_alert
 from settings_app.runner import ConnectionTestResult, run_connection_test
 from settings_app.setup_guide import guide_steps, proven_anchors
@@ -57,11 +57,11 @@ class OutgoingEmailView(View):
     def get(self, request):
         can_change = may_change(request.user)
         settings = OutgoingEmailSettings.load()
-        form = OutgoingEmailSettingsForm(
-            instance=settings,
-            read_only=not can_change,
-            initial={"test_recipient": request.session.get("test_recipient", "")},
-        )
+        initial = {"test_recipient": request.session.get("test_recipient", "")}
+        # ?protocol=graph_microsoft365 (a finding's link) preselects a protocol; nothing is saved yet.
+        if request.GET.get("protocol") in Protocol.values:
+            initial["protocol"] = request.GET["protocol"]
+        form = OutgoingEmailSettingsForm(instance=settings, read_only=not can_change, initial=initial)
         return self._render(request, form, settings, can_change)
 
     @sensitive_variables()
@@ -237,7 +237,8 @@ class SetupGuideView(View):
             {
                 "steps": guide_steps(SetupValues.of(settings.to_connection_settings())),
                 "latest_run": latest,
-                "proven": proven_anchors(latest.steps) if latest and settings.uses_entra_id else set(),
+                "proven": proven_anchors(latest.steps, latest.protocol) if latest and settings.uses_entra_id else set(),
+                "graph": settings.protocol == Protocol.GRAPH,
                 "pointed": (failed.get("finding") or {}).get("guide_step") if failed else None,
             },
         )

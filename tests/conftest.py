@@ -47,3 +47,26 @@ def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture
+def on_graph(on_fakes, fake_graph, monkeypatch):
+    """on_fakes, and Microsoft Graph requests going to the fake Graph."""
+    on_fakes.MAILADMIN_GRAPH_URL = fake_graph.url
+    monkeypatch.setenv("MAILADMIN_GRAPH_URL", fake_graph.url)
+    return on_fakes
+
+
+@pytest.fixture
+def graph_settings(db, on_graph, graph_tenant) -> OutgoingEmailSettings:
+    """Saved Microsoft 365 (Graph API) settings for the fake tenant; every step passes against the fakes."""
+    record = OutgoingEmailSettings.load()
+    record.protocol = "graph_microsoft365"
+    record.cloud = "global"
+    record.username = graph_tenant.mailbox
+    record.sender_email = graph_tenant.mailbox
+    record.client_id = graph_tenant.client_id
+    record.tenant_id = graph_tenant.tenant_id
+    record.client_secret = str(graph_tenant.client_secret)
+    record.save()
+    return record

@@ -10,15 +10,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from settings_app.clouds import CLOUDS, DEFAULT_CLOUD
 from settings_app.values import ConnectionSettings
 
 ENTERPRISE_OBJECT_ID = "<Object ID from Enterprise applications>"
+# The RBAC for Applications management scope the setup guide creates for the sending mailboxes.
+GRAPH_SCOPE_NAME = "mailadmin senders"
 
 
 @dataclass(frozen=True)
 class Fix:
+    """``link`` is a query string for the settings page (``?protocol=...``), "" for none."""
+
     text: str
     command: str = ""
+    link: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,8 @@ class SetupValues:
     sender: str
     server: str
     port: int
+    protocol: str = ""
+    graph_host: str = CLOUDS[DEFAULT_CLOUD].graph_host
 
     @classmethod
     def of(cls, config: ConnectionSettings) -> SetupValues:
@@ -62,6 +70,8 @@ class SetupValues:
             sender=config.sender_email or "<sender email>",
             server=config.server or "<server>",
             port=config.port,
+            protocol=config.protocol,
+            graph_host=CLOUDS.get(config.cloud, CLOUDS[DEFAULT_CLOUD]).graph_host,
         )
 
     @property
@@ -88,6 +98,38 @@ class SetupValues:
         return f"Set-CASMailbox -Identity {ps_quote(self.mailbox)} -SmtpClientAuthenticationDisabled $false"
 
     enable_tenant_smtp_auth = "Set-TransportConfig -SmtpClientAuthenticationDisabled $false"
+
+    # --- Microsoft Graph: RBAC for Applications ---
+
+    @property
+    def new_graph_service_principal(self) -> str:
+        return f"{self.new_service_principal} -DisplayName 'mailadmin'"
+
+    @property
+    def new_management_scope(self) -> str:
+        restriction = ps_quote(f"PrimarySmtpAddress -eq {ps_quote(self.mailbox)}")
+        return f"New-ManagementScope -Name {ps_quote(GRAPH_SCOPE_NAME)} -RecipientRestrictionFilter {restriction}"
+
+    @property
+    def new_mail_send_assignment(self) -> str:
+        return (
+            f"New-ManagementRoleAssignment -App {ps_quote(self.client_id)} -Role 'Application Mail.Send' "
+            f"-CustomResourceScope {ps_quote(GRAPH_SCOPE_NAME)}"
+        )
+
+    @property
+    def test_graph_authorization(self) -> str:
+        identity, mailbox = ps_quote(self.client_id), ps_quote(self.mailbox)
+        return f"Test-ServicePrincipalAuthorization -Identity {identity} -Resource {mailbox}"
+
+    @property
+    def test_application_access_policy(self) -> str:
+        return f"Test-ApplicationAccessPolicy -Identity {ps_quote(self.mailbox)} -AppId {ps_quote(self.client_id)}"
+
+    def grant_mailbox_send_as(self, sender: str) -> str:
+        """Send As for the sending mailbox itself (Graph sends as the mailbox in the URL)."""
+        identity, trustee = ps_quote(sender), ps_quote(self.mailbox)
+        return f"Add-RecipientPermission -Identity {identity} -Trustee {trustee} -AccessRights SendAs"
 
     def add_send_as(self, sender: str) -> str:
         return (

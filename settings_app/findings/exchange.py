@@ -136,6 +136,13 @@ def _smtp_auth_disabled(code: str, v: SetupValues, reply: str) -> Finding:
         v.enable_mailbox_smtp_auth,
     )
     tenant_fix = Fix(_("Turn on SMTP AUTH for the organisation:"), v.enable_tenant_smtp_auth)
+    graph_fix = Fix(
+        _(
+            "Or leave SMTP AUTH off, as Microsoft advises, and send through Microsoft Graph instead: it needs no "
+            "SMTP AUTH. Choose the protocol Microsoft 365 (Graph API)."
+        ),
+        link="?protocol=graph_microsoft365",
+    )
     return Finding(
         code,
         _("SMTP AUTH is disabled for the organisation") if tenant_wide else _("SMTP AUTH is disabled for the mailbox"),
@@ -143,7 +150,7 @@ def _smtp_auth_disabled(code: str, v: SetupValues, reply: str) -> Finding:
         if tenant_wide
         else _("Exchange Online has authenticated SMTP switched off for %(mailbox)s.") % {"mailbox": v.mailbox},
         (_("SMTP AUTH is off by default in new tenants and mailboxes."),),
-        (tenant_fix, mailbox_fix) if tenant_wide else (mailbox_fix, tenant_fix),
+        (tenant_fix, mailbox_fix, graph_fix) if tenant_wide else (mailbox_fix, tenant_fix),
         "smtp-auth",
         variant="tenant" if tenant_wide else "mailbox",
     )

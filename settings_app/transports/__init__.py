@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from settings_app.transports import smtp
+from settings_app.transports import graph, smtp
 from settings_app.transports.base import Transport
 
 TRANSPORTS: dict[str, Transport] = {
     "smtp": smtp.PLAIN_SMTP,
     "smtp_microsoft365": smtp.EXCHANGE_ONLINE_SMTP,
+    "graph_microsoft365": graph.MICROSOFT_GRAPH,
 }
 
 
@@ -17,8 +18,9 @@ def transport_for(protocol: str) -> Transport:
 
 
 def all_step_labels() -> dict:
-    """Every step name any transport uses, with its label."""
+    """Every step name any transport uses, with its label (the first transport's, for a shared name)."""
     labels: dict = {}
     for transport in TRANSPORTS.values():
-        labels.update(transport.labels)
+        for name, label in transport.labels.items():
+            labels.setdefault(name, label)
     return labels

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from django.utils.functional import Promise
+from django.utils.translation import gettext
 
 from settings_app.deadline import Deadline
-from settings_app.identity import TokenProvider
+from settings_app.identity import TokenProvider, shown_claims
+from settings_app.oauth import AccessToken, token_claims
 from settings_app.tls import Trust
 from settings_app.values import ConnectionSettings, ProtocolError, Redactor
 
@@ -64,6 +66,60 @@ class BackgroundCall:
         if not succeeded:
             raise value
         return value
+
+
+class TokenRequest:
+    """The token step every transport with a token takes, in turn or alongside the first steps.
+
+    ``redactions(token)`` names the forms of the token the transport puts on the wire (for
+    XOAUTH2, its base64 SASL string), so that none of them reaches a reply or an error.
+    """
+
+    def __init__(
+        self,
+        tokens: TokenProvider,
+        deadline: Deadline,
+        redactor: Redactor,
+        redactions: Callable[[str], Iterable[str]] = lambda token: (token,),
+    ) -> None:
+        self.tokens = tokens
+        self.deadline = deadline
+        self.redactor = redactor
+        self._redactions = redactions
+        self._background: BackgroundCall | None = None
+        self.token: AccessToken | None = None
+        self.claims: dict = {}
+        self.warnings: list[str] = []
+        self.elapsed_ms: int | None = None
+
+    def start_in_background(self) -> None:
+        self._background = BackgroundCall(self.tokens.acquire, self.deadline)
+
+    def step(self) -> PlanStep:
+        """A token asked for in the background depends on no earlier step: it is reported whatever they did."""
+        return PlanStep("token", self.acquire, independent=self._background is not None)
+
+    def acquire(self) -> str:
+        background, self._background = self._background, None
+        if background is not None:
+            token = background.result()
+            self.elapsed_ms = background.elapsed_ms
+        else:
+            token = self.tokens.acquire(self.deadline)
+        self.token = token
+        self.redactor.add(*self._redactions(token.value))
+        self.claims = shown_claims(token.value)
+        self.warnings = self.tokens.claim_warnings(token_claims(token.value))
+        return gettext("Token issued, valid for %(seconds)s s.") % {"seconds": token.expires_in}
+
+    def renew_refused(self) -> bool:
+        """After the resource refused the token: a cached one is forgotten and fetched anew (True);
+        a fresh one was really refused (False)."""
+        if self.token is None or self.token.source != "cache":
+            return False
+        self.tokens.forget()
+        self.acquire()
+        return True
 
 
 class Plan(Protocol):

@@ -19,10 +19,10 @@ from django.views.decorators.debug import sensitive_variables
 from settings_app import smtp
 from settings_app.clouds import CLOUDS, DEFAULT_CLOUD
 from settings_app.deadline import Deadline
-from settings_app.identity import Resource, TokenProvider, shown_claims, token_provider
-from settings_app.oauth import AccessToken, token_claims
+from settings_app.identity import Resource, TokenProvider, token_provider
+from settings_app.oauth import AccessToken
 from settings_app.tls import Trust
-from settings_app.transports.base import BackgroundCall, PlanStep
+from settings_app.transports.base import PlanStep, TokenRequest
 from settings_app.values import ConnectionSettings, Redactor
 
 logger = logging.getLogger(__name__)
@@ -108,20 +108,36 @@ class SmtpPlan:
         self.host = config.server
         self.deadline = deadline
         self.trust = trust
-        self.tokens = tokens
         self.redactor = redactor
         self.connection = None
-        self.token: AccessToken | None = None
-        self.token_claims: dict = {}
-        self.warnings: dict[str, list[str]] = {}
-        self.timings: dict[str, int] = {}
         self._addresses: list = []
-        self._token_request: BackgroundCall | None = None
+        self._token = (
+            TokenRequest(tokens, deadline, redactor, lambda token: smtp.xoauth2_redactions(config.username, token))
+            if tokens is not None
+            else None
+        )
 
     def request_token_in_background(self) -> None:
         """Ask for the token now, alongside DNS, connect, EHLO and STARTTLS, which it does not need."""
-        assert self.tokens is not None
-        self._token_request = BackgroundCall(self.tokens.acquire, self.deadline)
+        assert self._token is not None
+        self._token.start_in_background()
+
+    @property
+    def token(self) -> AccessToken | None:
+        return self._token.token if self._token is not None else None
+
+    @property
+    def token_claims(self) -> dict:
+        return self._token.claims if self._token is not None else {}
+
+    @property
+    def warnings(self) -> dict[str, list[str]]:
+        return {"token": self._token.warnings} if self._token is not None else {}
+
+    @property
+    def timings(self) -> dict[str, int]:
+        elapsed = self._token.elapsed_ms if self._token is not None else None
+        return {"token": elapsed} if elapsed is not None else {}
 
     @property
     def test_message_note(self) -> str:
@@ -143,13 +159,11 @@ class SmtpPlan:
             )
             yield PlanStep("starttls", skip_reason=why)
             yield PlanStep("ehlo_tls", skip_reason=why)
-        if self._token_request is not None:
-            yield PlanStep("token", self._acquire_token, independent=True)
-        elif self.tokens is not None:
-            yield PlanStep("token", self._acquire_token)
+        if self._token is not None:
+            yield self._token.step()
         else:
             yield PlanStep("token", skip_reason=gettext("Plain SMTP does not use OAuth 2.0."))
-        if self.tokens is not None or self.config.use_secure_auth:
+        if self._token is not None or self.config.use_secure_auth:
             yield PlanStep("auth", self._authenticate)
         else:
             yield PlanStep("auth", skip_reason=gettext("Secure authentication is off."))
@@ -176,20 +190,6 @@ class SmtpPlan:
         return smtp.starttls(self.connection, self.host, self.trust.context, self.deadline)
 
     @sensitive_variables()
-    def _acquire_token(self) -> str:
-        assert self.tokens is not None
-        request, self._token_request = self._token_request, None
-        if request is not None:
-            self.token = request.result()
-            self.timings["token"] = request.elapsed_ms
-        else:
-            self.token = self.tokens.acquire(self.deadline)
-        self.redactor.add(*smtp.xoauth2_redactions(self.config.username, self.token.value))
-        self.token_claims = shown_claims(self.token.value)
-        self.warnings["token"] = self.tokens.claim_warnings(token_claims(self.token.value))
-        return gettext("Token issued, valid for %(seconds)s s.") % {"seconds": self.token.expires_in}
-
-    @sensitive_variables()
     def _xoauth2(self) -> str:
         assert self.token is not None
         username, token = self.config.username, self.token.value
@@ -198,7 +198,7 @@ class SmtpPlan:
     @sensitive_variables()
     def _authenticate(self) -> str:
         config = self.config
-        if self.tokens is None:
+        if self._token is None:
             return smtp.authenticate_password(
                 self.connection, self.host, config.username, config.password, self.deadline
             )
@@ -206,13 +206,11 @@ class SmtpPlan:
         try:
             return self._xoauth2()
         except smtp.SmtpError as exc:
-            if self.token.source != "cache" or exc.code != "535-5.7.3":
-                raise
             # A cached token Exchange no longer accepts (revoked, or the app's grants
-            # changed): forget it and try once with a fresh one.
-            logger.warning("Exchange refused the cached access token (%s); requesting a new one.", exc.code)
-            self.tokens.forget()
-            self._acquire_token()
+            # changed) is forgotten and AUTH tried once with a fresh one.
+            if exc.code != "535-5.7.3" or not self._token.renew_refused():
+                raise
+            logger.warning("Exchange refused the cached access token (%s); requested a new one.", exc.code)
             return self._xoauth2()
 
     def refuse_unsendable(self, *addresses: str) -> None:

@@ -1,6 +1,6 @@
 """Pytest plugin: ``pytest_plugins = ["tests.fakes.fixtures"]``.
 
-Session fixtures start one ``FakeIdentity`` and one ``FakeExchange`` (linked);
+Session fixtures start one ``FakeIdentity``, one ``FakeExchange`` and one ``FakeGraph`` (linked);
 the function fixtures hand them out after ``reset(everything=True)`` so no
 test sees another test's tenants, grants, faults or simulated round trip
 (``fake_smtp.simulate_round_trip(0.030)``).
@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import tls
-from tests.fakes.identity import EXCHANGE_RESOURCE, FakeIdentity, Redacted, RegisteredApp
+from tests.fakes.graph import MAIL_SEND, FakeGraph
+from tests.fakes.identity import EXCHANGE_RESOURCE, GRAPH_RESOURCE, FakeIdentity, Redacted, RegisteredApp
 from tests.fakes.smtp import FakeExchange, SilentServer
 from tests.fakes.webhook import FakeWebhook
 
@@ -49,6 +50,18 @@ class M365Tenant:
         return f"{self.authority_host}/{self.tenant_id}"
 
 
+@dataclass(frozen=True)
+class GraphTenant:
+    """A tenant whose app may send through the fake Graph as ``mailbox`` (Mail.Send consented)."""
+
+    tenant_id: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    mailbox: str
+    app: RegisteredApp = field(repr=False, compare=False)
+    graph_url: str = ""
+
+
 def make_client_secret() -> Redacted:
     """A random secret shaped like an Entra client secret value (40 chars, ``~``)."""
     return Redacted(secrets.token_urlsafe(8)[:3] + "8Q~" + secrets.token_urlsafe(32)[:34])
@@ -72,6 +85,21 @@ def fake_smtp_server(fake_identity_server: FakeIdentity) -> Iterator[FakeExchang
     """The session's FakeExchange, validating tokens with the session FakeIdentity."""
     with FakeExchange(identity=fake_identity_server) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def fake_graph_server(fake_identity_server: FakeIdentity) -> Iterator[FakeGraph]:
+    """The session's FakeGraph, validating tokens with the session FakeIdentity."""
+    with FakeGraph(fake_identity_server) as server:
+        yield server
+
+
+@pytest.fixture
+def fake_graph(fake_graph_server: FakeGraph) -> Iterator[FakeGraph]:
+    """FakeGraph with no mailboxes, grants, faults or records."""
+    fake_graph_server.reset(everything=True)
+    yield fake_graph_server
+    fake_graph_server.reset(everything=True)
 
 
 @pytest.fixture
@@ -157,3 +185,17 @@ def fake_webhook(fake_webhook_server: FakeWebhook) -> Iterator[FakeWebhook]:
     fake_webhook_server.reset()
     yield fake_webhook_server
     fake_webhook_server.reset()
+
+
+@pytest.fixture
+def graph_tenant(fake_identity: FakeIdentity, fake_graph: FakeGraph) -> GraphTenant:
+    """Tenant + app with the Graph application permission Mail.Send (consented) + mailbox ``svc@contoso.com``."""
+    tenant_id = str(uuid.uuid4())
+    client_id = str(uuid.uuid4())
+    secret = make_client_secret()
+    mailbox = "svc@contoso.com"
+    fake_identity.add_tenant(tenant_id, ("contoso.onmicrosoft.com", "contoso.com"))
+    fake_identity.allow_resource(GRAPH_RESOURCE)
+    app = fake_identity.register_app(tenant_id, client_id, secret, roles=(MAIL_SEND,), display_name="MailAdmin Graph")
+    fake_graph.add_mailbox(mailbox)
+    return GraphTenant(tenant_id, client_id, secret, mailbox, app, fake_graph.url)

@@ -48,6 +48,10 @@ from tests.fakes.loopback import LoopbackServer
 
 EXCHANGE_RESOURCE = "https://outlook.office365.com"
 EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+# Application permissions of Microsoft Graph: only Graph tokens carry them (and Exchange's only Exchange's).
+GRAPH_ROLES = frozenset({"Mail.Send"})
 SMTP_SEND_AS_APP = "SMTP.SendAsApp"
 DEFAULT_TOKEN_LIFETIME = 3599
 REDACTED = "<redacted>"
@@ -549,8 +553,10 @@ class FakeIdentity(LoopbackServer):
             life = self.token_lifetime if lifetime is None else lifetime
         now = int(time.time())
         tid = app.tenant_id
+        audience = (resource or self.resource).rstrip("/")
+        for_graph = audience.lower() in (GRAPH_RESOURCE, GRAPH_APP_ID)
         payload: dict[str, Any] = {
-            "aud": (resource or self.resource).rstrip("/"),
+            "aud": audience,
             "iss": f"https://sts.windows.net/{tid}/",
             "iat": now,
             "nbf": now,
@@ -561,7 +567,7 @@ class FakeIdentity(LoopbackServer):
             "idp": f"https://sts.windows.net/{tid}/",
             "idtyp": "app",
             "oid": app.object_id,
-            "roles": list(app.roles),
+            "roles": [role for role in app.roles if (role in GRAPH_ROLES) == for_graph],
             "sub": app.object_id,
             "tid": tid,
             "uti": _b64url(secrets.token_bytes(16)),

@@ -35,6 +35,12 @@ class ReceivedRequest:
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    # The status line, headers and body leave in one send() when the handler returns.
+    wbufsize = 64 * 1024
+
+    def setup(self) -> None:
+        self.server.receiver._accepted(self.request)
+        super().setup()
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -64,6 +70,7 @@ class _Server(ThreadingHTTPServer):
 
 class FakeWebhook(LoopbackServer):
     def __init__(self, *, https: bool = False) -> None:
+        super().__init__()
         self._https = https
         self._lock = threading.Lock()
         self._stopping = threading.Event()

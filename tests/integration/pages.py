@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from settings_app.models import OutgoingEmailSettings
-from tests.fakes.fixtures import M365Tenant
+from tests.fakes.fixtures import GraphTenant, M365Tenant
 
 URL = "/settings/outgoing-email/"
 SAVED_FIELDS = tuple(
@@ -70,6 +70,26 @@ def m365_form(tenant: M365Tenant, **overrides: str) -> dict[str, str]:
         "tenant_id": tenant.tenant_id,
         "client_secret": str(tenant.client_secret),
         "test_recipient": "someone@example.com",
+        "action": "save_and_test",
+    }
+    data.update(overrides)
+    return data
+
+
+def graph_form(tenant: GraphTenant, **overrides: str) -> dict[str, str]:
+    """A Save and test post for Microsoft 365 (Graph API) as a browser with JavaScript sends it:
+    the hidden server, port and connection security fields are posted empty."""
+    data = {
+        "protocol": "graph_microsoft365",
+        "cloud": "global",
+        "server": "",
+        "port": "",
+        "connection_security": "",
+        "username": tenant.mailbox,
+        "sender_email": tenant.mailbox,
+        "client_id": tenant.client_id,
+        "tenant_id": tenant.tenant_id,
+        "client_secret": str(tenant.client_secret),
         "action": "save_and_test",
     }
     data.update(overrides)

@@ -24,7 +24,7 @@ from django.apps import apps
 from django.contrib.sessions.models import Session
 
 from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
-from tests.integration.pages import URL, failed_steps, m365_form, plain_smtp_form
+from tests.integration.pages import URL, failed_steps, graph_form, m365_form, plain_smtp_form
 
 pytestmark = pytest.mark.django_db
 
@@ -233,4 +233,59 @@ def test_plain_smtp_leaks_no_password(
         "base64 credentials (AUTH PLAIN)": b64(f"\0app@example.com\0{SMTP_PASSWORD}"),
     }
     found = search_everywhere(needles, pages=[html], logs=every_logger_at_debug, capfd=capfd, raised=raised)
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    ("case", "failed"),
+    [
+        ("success", []),
+        ("wrong secret", [("token", "AADSTS7000215")]),
+        ("no Mail.Send", [("send", "ErrorAccessDenied")]),
+        ("token refused", [("send", "InvalidAuthenticationToken")]),
+    ],
+)
+def test_graph_save_and_test_leaks_nothing(
+    case, failed, admin_client, on_graph, graph_tenant, fake_graph, issued_tokens, every_logger_at_debug, capfd
+):
+    data = graph_form(graph_tenant, test_recipient="someone@example.com")
+    if case == "wrong secret":
+        data["client_secret"] = WRONG_SECRET
+    if case == "no Mail.Send":
+        graph_tenant.app.roles = ()
+    if case == "token refused":
+        fake_graph.fail_with("InvalidAuthenticationToken", 401, "Access token validation failure.")
+    html, raised = save_and_test(admin_client, data)
+    again = admin_client.get(URL).content.decode()
+
+    assert failed_steps(html) == failed
+    assert len(issued_tokens) == (0 if case == "wrong secret" else 1)
+    assert len(fake_graph.requests) == (0 if case == "wrong secret" else 1)
+    assert all(request.had_token for request in fake_graph.requests)
+    assert raised, "no exception was seen: the tracing does not work"
+    needles = {
+        "client secret": str(graph_tenant.client_secret),
+        "wrong client secret": WRONG_SECRET,
+        **{f"access token {n}": token for n, token in enumerate(issued_tokens, start=1)},
+        **{f"signature of access token {n}": token.rsplit(".", 1)[-1] for n, token in enumerate(issued_tokens, 1)},
+    }
+    found = search_everywhere(needles, pages=[html, again], logs=every_logger_at_debug, capfd=capfd, raised=raised)
+    assert found == []
+
+
+def test_the_graph_backend_leaks_nothing(
+    settings, graph_settings, graph_tenant, fake_graph, issued_tokens, every_logger_at_debug, capfd
+):
+    from django.core.mail import send_mail
+
+    settings.EMAIL_BACKEND = "settings_app.backends.OutgoingEmailBackend"
+    fake_graph.throttle(1)
+    with exceptions_raised() as raised:
+        assert send_mail("Sent", "Body.", None, ["someone@example.com"]) == 1
+        fake_graph.fail_with("ErrorAccessDenied", 403, "Access is denied. Check credentials and try again.")
+        assert send_mail("Refused", "Body.", None, ["someone@example.com"], fail_silently=True) == 0
+    assert len(issued_tokens) == 1
+    assert [request.status for request in fake_graph.requests] == [429, 202, 403]
+    needles = {"client secret": str(graph_tenant.client_secret), "access token": issued_tokens[0]}
+    found = search_everywhere(needles, pages=[], logs=every_logger_at_debug, capfd=capfd, raised=raised)
     assert found == []
