@@ -5,7 +5,7 @@ from __future__ import annotations
 from settings_app.fields import UnreadableSecret
 from settings_app.models import OutgoingEmailSettings, SettingsChange
 
-AUDITED_FIELDS = OutgoingEmailSettings.EDITABLE_FIELDS
+AUDITED_FIELDS = OutgoingEmailSettings.AUDITED_FIELDS
 SECRET_FIELDS = OutgoingEmailSettings.SECRET_FIELDS
 AUDIT_LOG_LENGTH = 20
 

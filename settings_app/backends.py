@@ -51,6 +51,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 30.0
 QUIT_TIMEOUT = 5.0
 _LABELS = {**all_step_labels(), "settings": "Read the outgoing email settings"}
+# By credential kind: its name in "not configured" errors, and the encrypted field holding its secret.
+CREDENTIAL_NAMES = {"secret": "client secret", "certificate": "certificate", "federated": "federated token file"}
+CREDENTIAL_SECRETS = {"secret": "client_secret", "certificate": "certificate_key"}
 
 
 class OutgoingEmailError(SMTPException):
@@ -201,9 +204,9 @@ class OutgoingEmailBackend(EmailBackend):
                 "username": config.username,
                 "client ID": config.client_id,
                 "tenant ID": config.tenant_id,
-                "client secret": config.credential,
+                CREDENTIAL_NAMES[config.credential.kind]: config.credential,
             }
-            secret = "client_secret"
+            secret = CREDENTIAL_SECRETS.get(config.credential.kind, "")
         else:
             needed = {"server": config.server}
             if config.use_secure_auth:

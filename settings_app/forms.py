@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from crispy_forms.helper import FormHelper
-from crispy_forms.layout import Div, Field, Fieldset, Layout
+from crispy_forms.layout import HTML, Div, Field, Fieldset, Layout
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -9,9 +9,10 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from settings_app import certificates, credentials
 from settings_app.clouds import CLOUDS, DEFAULT_CLOUD, MICROSOFT365_PORT
 from settings_app.fields import UnreadableSecret
-from settings_app.models import ConnectionSecurity, OutgoingEmailSettings, Protocol
+from settings_app.models import ConnectionSecurity, CredentialType, OutgoingEmailSettings, Protocol
 from settings_app.validators import (
     validate_ascii,
     validate_guid,
@@ -21,6 +22,7 @@ from settings_app.validators import (
 )
 
 SECRET_FIELDS = OutgoingEmailSettings.SECRET_FIELDS
+MAX_CERTIFICATE_UPLOAD = 256 * 1024
 # Whole sentences per secret, so that a translation can agree in gender with each noun.
 SECRET_STATUS = {
     "password": {
@@ -87,6 +89,34 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         max_value=65535,
         help_text=_("587 for STARTTLS (Microsoft 365), 465 for SSL/TLS, 25 for none."),
     )
+    certificate_days = forms.IntegerField(
+        label=_("Validity of a generated certificate (days)"),
+        required=False,
+        min_value=1,
+        max_value=certificates.MAX_DAYS,
+        initial=certificates.DEFAULT_DAYS,
+        help_text=_("For 'Generate certificate': 365 days unless you choose otherwise, at most 730 (2 years)."),
+    )
+    certificate_file = forms.FileField(
+        label=_("Certificate file"),
+        required=False,
+        help_text=_(
+            "Bring your own: a PEM certificate (.pem, .crt, .cer), or a PKCS#12 file (.pfx, .p12) with its key."
+        ),
+    )
+    certificate_key_file = forms.FileField(
+        label=_("Private key file"),
+        required=False,
+        help_text=_("The certificate's PEM private key, unless the certificate file holds it (PKCS#12, or one PEM)."),
+    )
+    certificate_passphrase = forms.CharField(
+        label=_("Passphrase"),
+        required=False,
+        strip=False,
+        max_length=1024,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=_("Of the .pfx file or of an encrypted private key; it is not stored."),
+    )
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)
     test_recipient = forms.EmailField(
         label=_("Test recipient"),
@@ -98,7 +128,10 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
     class Meta:
         model = OutgoingEmailSettings
         fields = [name for name in OutgoingEmailSettings.EDITABLE_FIELDS if name not in SECRET_FIELDS]
-        widgets = {"client_secret_expires_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
+        widgets = {
+            "client_secret_expires_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "credential_type": forms.RadioSelect(attrs={"data-credential-select": "1"}),
+        }
         help_texts = {
             "protocol": _("SMTP Microsoft 365 uses OAuth 2.0 (client credentials) as Exchange Online requires."),
             "cloud": _("Where your Microsoft 365 tenant is hosted; most tenants are Global."),
@@ -114,11 +147,20 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
             "tenant_id": _(
                 "Same page: Directory (tenant) ID (or the tenant's domain, e.g. contoso.onmicrosoft.com)."
             ),
+            "credential_type": _(
+                "How the application proves its identity to Entra ID. A certificate is recommended: no secret "
+                "to paste or leak, and the private key never leaves this server."
+            ),
         }
 
-    def __init__(self, *args, read_only: bool = False, **kwargs) -> None:
+    def __init__(self, *args, read_only: bool = False, action: str = "", **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.saved_secrets = {name: getattr(self.instance, name) for name in SECRET_FIELDS}
+        self.action = action
+        # Judged before the post changes the instance: a new certificate must wait if one is in use.
+        self.certificate_in_use = credentials.certificate_in_use(self.instance)
+        self.new_certificate: certificates.CertificateBundle | None = None
+        self.installed_as = ""
         self.fields["version"].initial = self.instance.version
         for name in ("server", "username", "tenant_id"):
             self.fields[name].validators.append(validate_no_control_characters)
@@ -126,6 +168,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
             self.fields[name].validators.append(validate_ascii)
         self.fields["server"].validators += [validate_server, validate_allowed_server]
         self.fields["cloud"].required = False
+        self.fields["credential_type"].required = False
         self.fields["client_id"].validators.append(validate_guid)
         self.fields["tenant_id"].validators.append(validate_tenant)
         self.fields["password"].help_text = self._secret_status("password", gettext("Password for plain SMTP."))
@@ -159,8 +202,20 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
                 gettext("Microsoft Entra ID application"),
                 "client_id",
                 "tenant_id",
-                "client_secret",
-                "client_secret_expires_on",
+                "credential_type",
+                Div("client_secret", "client_secret_expires_on", data_credentials=CredentialType.SECRET),
+                Div(
+                    HTML('{% include "settings_app/_certificate_status.html" %}'),
+                    "certificate_days",
+                    "certificate_file",
+                    "certificate_key_file",
+                    "certificate_passphrase",
+                    data_credentials=CredentialType.CERTIFICATE,
+                ),
+                Div(
+                    HTML('{% include "settings_app/_federated_status.html" %}'),
+                    data_credentials=CredentialType.FEDERATED,
+                ),
                 data_protocols=Protocol.MICROSOFT365,
             ),
             Fieldset(gettext("Test"), "test_recipient"),
@@ -236,7 +291,43 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
                     "username",
                     gettext("For Microsoft 365 the username is the mailbox's address, e.g. noreply@contoso.com."),
                 )
-        self._require_secret(data, "client_secret")
+        self._clean_credential(data)
+
+    def _clean_credential(self, data: dict) -> None:
+        # A post without the choice (an older page, a script) keeps the saved credential.
+        kind = data.get("credential_type") or self.instance.credential_type or CredentialType.SECRET
+        data["credential_type"] = kind
+        self._clean_new_certificate(data)
+        if kind == CredentialType.SECRET:
+            self._require_secret(data, "client_secret")
+        elif kind == CredentialType.CERTIFICATE and not (
+            self.new_certificate or self.instance.certificate or "certificate_file" in self.errors
+        ):
+            self.add_error(
+                    "certificate_file",
+                    gettext("Press 'Generate certificate', or upload a certificate with its private key."),
+                )
+
+    def _clean_new_certificate(self, data: dict) -> None:
+        """A certificate generated for the generate_certificate action, or parsed from the uploads."""
+        upload, key_upload = data.get("certificate_file"), data.get("certificate_key_file")
+        try:
+            if self.action == "generate_certificate":
+                days = data.get("certificate_days") or certificates.DEFAULT_DAYS
+                self.new_certificate = certificates.generate(days)
+            elif upload:
+                self.new_certificate = certificates.load_upload(
+                    _read_upload(upload), _read_upload(key_upload), data.get("certificate_passphrase") or ""
+                )
+            elif key_upload:
+                self.add_error("certificate_file", gettext("Upload the certificate file with its private key."))
+        except certificates.CertificateProblem as problem:
+            field = "certificate_days" if problem.code == "validity" else "certificate_file"
+            if problem.code in ("key-missing", "key-invalid", "key-mismatch") and key_upload:
+                field = "certificate_key_file"
+            elif problem.code.startswith("passphrase") or problem.code == "key-not-encrypted":
+                field = "certificate_passphrase"
+            self.add_error(field, ValidationError(problem.message, code=problem.code))
 
     def _require(self, data: dict, *names: str) -> None:
         label = dict(Protocol.choices).get(data.get("protocol")) or gettext("this protocol")
@@ -261,6 +352,21 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         for name in SECRET_FIELDS:
             new_value = self.cleaned_data.get(name)
             setattr(record, name, new_value if new_value else self.saved_secrets[name])
+        if self.action == "discard_pending_certificate":
+            credentials.discard_pending(record)
+        if self.new_certificate is not None:
+            self.installed_as = credentials.install_certificate(
+                record, self.new_certificate, in_use=self.certificate_in_use
+            )
         if commit:
             record.save()
         return record
+
+
+def _read_upload(upload) -> bytes:
+    """An uploaded file's bytes; certificates and keys are small, so anything larger is refused whole."""
+    if not upload:
+        return b""
+    if upload.size > MAX_CERTIFICATE_UPLOAD:
+        raise certificates.CertificateProblem("too-large", gettext("The file is too large for a certificate."))
+    return upload.read()

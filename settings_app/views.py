@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -19,11 +19,12 @@ from django.utils.translation import gettext
 from django.views import View
 from django.views.decorators.debug import sensitive_post_parameters
 
+from settings_app import credentials
 from settings_app.audit import recent_changes, record_change, snapshot
 from settings_app.diagnosis import SetupValues
 from settings_app.forms import OutgoingEmailSettingsForm
 from settings_app.history import recent_test_runs, record_test_run, seconds_until_next_test
-from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
+from settings_app.models import ConnectionTestRun, Outcome, OutgoingEmailSettings
 from settings_app.runner import ConnectionTestResult, run_connection_test
 from settings_app.setup_guide import guide_steps, proven_anchors
 
@@ -45,7 +46,7 @@ def _result_url(run: ConnectionTestRun) -> str:
 
 
 @method_decorator(login_required, name="dispatch")
-@method_decorator(sensitive_post_parameters("password", "client_secret"), name="dispatch")
+@method_decorator(sensitive_post_parameters("password", "client_secret", "certificate_passphrase"), name="dispatch")
 class OutgoingEmailView(View):
     template_name = "settings_app/outgoing_email.html"
 
@@ -67,7 +68,8 @@ class OutgoingEmailView(View):
         with transaction.atomic():
             settings = OutgoingEmailSettings.objects.select_for_update().get(pk=OutgoingEmailSettings.SINGLETON_PK)
             before = snapshot(settings)
-            form = OutgoingEmailSettingsForm(request.POST, instance=settings)
+            action = request.POST.get("action", "")
+            form = OutgoingEmailSettingsForm(request.POST, request.FILES, instance=settings, action=action)
             if not form.is_valid():
                 if streaming:
                     return JsonResponse({"event": "invalid"}, status=400)
@@ -79,7 +81,9 @@ class OutgoingEmailView(View):
             record_change(before, settings, request.user)
         recipient = form.cleaned_data.get("test_recipient", "")
         request.session["test_recipient"] = recipient
-        if request.POST.get("action") != "save_and_test":
+        if form.installed_as:
+            messages.success(request, _certificate_message(form.installed_as, settings))
+        if action != "save_and_test":
             messages.success(request, gettext("Settings saved."))
             return redirect("outgoing_email")
         wait = seconds_until_next_test(request.user, django_settings.MAILADMIN_TEST_RATE_LIMIT)
@@ -109,6 +113,8 @@ class OutgoingEmailView(View):
                 "can_change": can_change,
                 "unreadable_secrets": settings.unreadable_secrets(),
                 "secret_expiry": settings.secret_expiry(timezone.localdate()),
+                "certificate_expiry": settings.certificate_expiry(timezone.localdate()),
+                "credential_status": credentials.credential_status(settings, timezone.localdate()),
                 "test_run": shown_run,
                 "history": recent_test_runs(),
                 "changes": recent_changes(),
@@ -116,11 +122,27 @@ class OutgoingEmailView(View):
         )
 
 
+def _certificate_message(installed_as: str, settings: OutgoingEmailSettings) -> str:
+    if installed_as == "pending":
+        return gettext(
+            "New certificate %(thumbprint)s is pending: upload it to App registrations > your app > Certificates & "
+            "secrets > Certificates > Upload certificate, then press Save and test. The certificate in use keeps "
+            "working until that test passes."
+        ) % {"thumbprint": settings.pending_certificate_thumbprint}
+    return gettext(
+        "Certificate %(thumbprint)s is ready: download it and upload it to App registrations > your app > "
+        "Certificates & secrets > Certificates > Upload certificate, then press Save and test."
+    ) % {"thumbprint": settings.certificate_thumbprint}
+
+
 class _ConnectionTest:
-    """Save and test's test: run once, record the result, optionally stream each step."""
+    """Save and test's test: run once, record the result, optionally stream each step.
+
+    A pending certificate is what gets tested; a passing test promotes it."""
 
     def __init__(self, settings: OutgoingEmailSettings, recipient: str, user) -> None:
         self.settings = settings
+        self.config = credentials.settings_to_test(settings)
         self.recipient = recipient
         self.user = user
         # The request's language; the streaming worker thread does not inherit the activation.
@@ -128,14 +150,19 @@ class _ConnectionTest:
 
     def _execute(self, on_step=None) -> ConnectionTestResult:
         return run_connection_test(
-            self.settings.to_connection_settings(),
+            self.config,
             test_recipient=self.recipient,
             send_as=self.user.email,
             on_step=on_step,
         )
 
+    def _record(self, result: ConnectionTestResult) -> ConnectionTestRun:
+        run = record_test_run(result, self.settings, user=self.user)
+        credentials.promote_if_proven(self.config, run.outcome == Outcome.SUCCESS, self.user)
+        return run
+
     def run(self) -> ConnectionTestRun:
-        return record_test_run(self._execute(), self.settings, user=self.user)
+        return self._record(self._execute())
 
     def stream(self) -> Iterator[str]:
         """NDJSON: one ``step`` event per completed step, then ``done`` with the result's URL."""
@@ -156,7 +183,7 @@ class _ConnectionTest:
             yield json.dumps({"event": "error"}) + "\n"
             return
         with translation.override(self.language):
-            run = record_test_run(outcome["result"], self.settings, user=self.user)
+            run = self._record(outcome["result"])
         yield json.dumps({"event": "done", "outcome": run.outcome, "url": _result_url(run)}) + "\n"
 
 
@@ -179,3 +206,19 @@ class SetupGuideView(View):
                 "pointed": (failed.get("finding") or {}).get("guide_step") if failed else None,
             },
         )
+
+
+@method_decorator(login_required, name="dispatch")
+class CertificateDownloadView(View):
+    """The public certificate (PEM) to upload to the app registration; never the private key."""
+
+    def get(self, request):
+        may_change(request.user)
+        found = credentials.public_certificate(OutgoingEmailSettings.load(), request.GET.get("which", ""))
+        if found is None:
+            raise Http404("No certificate is saved.")
+        pem, thumbprint = found
+        response = HttpResponse(pem, content_type="application/x-pem-file")
+        response["Content-Disposition"] = f'attachment; filename="mailadmin-{thumbprint.lower()}.pem"'
+        response["Cache-Control"] = "no-store"
+        return response
