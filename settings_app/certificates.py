@@ -172,14 +172,18 @@ def load_pem(certificate_data: bytes, key_data: bytes = b"", passphrase: str = "
 def load_pkcs12(data: bytes, passphrase: str = "") -> CertificateBundle:
     """A PKCS#12 (.pfx) file holding a certificate and its private key."""
     try:
-        key, certificate, _ = pkcs12.load_key_and_certificates(data, passphrase.encode() or None)
+        key, certificate, _chain = pkcs12.load_key_and_certificates(data, passphrase.encode() or None)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         if passphrase:
             raise CertificateProblem(
                 "passphrase-wrong", _("The passphrase does not open this .pfx file, or it is not a PKCS#12 file.")
             ) from None
         raise CertificateProblem(
-            "passphrase-needed", _("This .pfx file cannot be opened without a passphrase: enter it.")
+            "passphrase-needed",
+            _(
+                "The file is not a PEM certificate, and as a .pfx (PKCS#12) file it does not open without a "
+                "passphrase: enter the passphrase, or upload a PEM certificate."
+            ),
         ) from None
     if certificate is None or key is None:
         raise CertificateProblem(

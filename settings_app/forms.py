@@ -23,6 +23,7 @@ from settings_app.validators import (
 
 SECRET_FIELDS = OutgoingEmailSettings.SECRET_FIELDS
 MAX_CERTIFICATE_UPLOAD = 256 * 1024
+CERTIFICATE_INPUTS = {"certificate_days", "certificate_file", "certificate_key_file", "certificate_passphrase"}
 # Whole sentences per secret, so that a translation can agree in gender with each noun.
 SECRET_STATUS = {
     "password": {
@@ -301,7 +302,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         if kind == CredentialType.SECRET:
             self._require_secret(data, "client_secret")
         elif kind == CredentialType.CERTIFICATE and not (
-            self.new_certificate or self.instance.certificate or "certificate_file" in self.errors
+            self.new_certificate or self.instance.certificate or CERTIFICATE_INPUTS & set(self.errors)
         ):
             self.add_error(
                     "certificate_file",

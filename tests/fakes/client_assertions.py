@@ -73,9 +73,10 @@ def _certificate_of(pems: list[str], header: dict[str, Any]) -> x509.Certificate
     for pem in pems:
         certificate = x509.load_pem_x509_certificate(pem.encode())
         der = certificate.public_bytes(serialization.Encoding.DER)
-        if header.get("x5t") == _b64url(hashlib.sha1(der).digest()):
+        # msal keeps the base64 padding; RFC 7515 drops it: Entra ID accepts both.
+        if str(header.get("x5t", "")).rstrip("=") == _b64url(hashlib.sha1(der).digest()):
             return certificate
-        if header.get("x5t#S256") == _b64url(hashlib.sha256(der).digest()):
+        if str(header.get("x5t#S256", "")).rstrip("=") == _b64url(hashlib.sha256(der).digest()):
             return certificate
     return None
 
