@@ -238,6 +238,9 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         self._check_version(data)
         if not data.get("cloud") and "cloud" not in self.errors:
             data["cloud"] = DEFAULT_CLOUD
+        if not data.get("credential_type") and "credential_type" not in self.errors:
+            # A post without the choice (an older page, a script) keeps the saved credential.
+            data["credential_type"] = self.instance.credential_type or CredentialType.SECRET
         protocol = data.get("protocol")
         if protocol == Protocol.MICROSOFT365:
             self._clean_microsoft365(data)
@@ -295,9 +298,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         self._clean_credential(data)
 
     def _clean_credential(self, data: dict) -> None:
-        # A post without the choice (an older page, a script) keeps the saved credential.
-        kind = data.get("credential_type") or self.instance.credential_type or CredentialType.SECRET
-        data["credential_type"] = kind
+        kind = data.get("credential_type") or CredentialType.SECRET
         self._clean_new_certificate(data)
         if kind == CredentialType.SECRET:
             self._require_secret(data, "client_secret")
