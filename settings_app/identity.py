@@ -123,6 +123,11 @@ class EntraCertificateCredentials(EntraClientCredentials):
 
     def acquire(self, deadline: Deadline, token_cache: oauth.SharedTokenCache | None = None) -> oauth.AccessToken:
         credential = self.credential
+        if not credential:
+            raise oauth.TokenError(
+                "certificate-missing",
+                "No certificate with a readable private key is saved (generate or upload one again).",
+            )
         if isinstance(credential, CertificateCredential) and credential.expired(datetime.datetime.now(datetime.UTC)):
             assert credential.not_after is not None
             raise oauth.TokenError(

@@ -394,6 +394,26 @@ def _certificate_expired_here(code: str, v: SetupValues, reply: str) -> Finding:
     )
 
 
+@entry(TABLE, "certificate-missing")
+def _certificate_missing(code: str, v: SetupValues, reply: str) -> Finding:
+    return Finding(
+        code,
+        _("No usable certificate is saved"),
+        _("The certificate credential needs a certificate with its private key; none can be read."),
+        (_("The encryption key changed or was lost, so the saved private key no longer decrypts."),),
+        (
+            Fix(
+                _(
+                    "Press 'Generate certificate' (or upload a new one), upload it to App registrations > the "
+                    "app %(client_id)s > Certificates & secrets > Certificates, then press Save and test."
+                )
+                % {"client_id": v.client_id}
+            ),
+        ),
+        "certificate",
+    )
+
+
 @entry(
     TABLE,
     "federated-token-not-configured",

@@ -341,3 +341,19 @@ def test_the_cache_key_follows_the_certificate_not_the_key(m365_settings):
     first = key_of(m365_settings)
     credentials.install_certificate(m365_settings, certificates.generate(30), in_use=False)
     assert key_of(m365_settings) != first
+
+
+def test_a_key_that_no_longer_decrypts_is_named_not_sent(admin_client, on_fakes, m365_tenant, fake_identity, settings):
+    from cryptography.fernet import Fernet
+
+    generate(admin_client, m365_tenant)
+    settings.MAILADMIN_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    html = admin_client.get(URL).content.decode()
+    assert 'id="secret-unreadable" data-field="certificate_key"' in html
+    fake_identity.reset()
+    saved = OutgoingEmailSettings.load()
+    from settings_app.runner import run_connection_test
+
+    result = run_connection_test(saved.to_connection_settings())
+    assert (result.failed_step.name, result.failed_step.code) == ("token", "certificate-missing")
+    assert fake_identity.token_requests == []
