@@ -206,6 +206,9 @@ MAILADMIN_AUTHORITY_HOST = envstr("MAILADMIN_AUTHORITY_HOST")
 MAILADMIN_GRAPH_URL = envstr("MAILADMIN_GRAPH_URL")
 # A PEM bundle that replaces the platform's trust store (corporate TLS inspection).
 MAILADMIN_CA_BUNDLE = envstr("MAILADMIN_CA_BUNDLE")
+# The federated credential's assertion file (read on every token request): ours, else Azure
+# Workload Identity's convention on AKS.
+MAILADMIN_FEDERATED_TOKEN_FILE = envstr("MAILADMIN_FEDERATED_TOKEN_FILE") or envstr("AZURE_FEDERATED_TOKEN_FILE")
 # Connection tests a user may start per minute: the test opens outbound connections.
 MAILADMIN_TEST_RATE_LIMIT = int(envfloat("MAILADMIN_TEST_RATE_LIMIT", 10, minimum=1))
 # When set, the only SMTP servers the panel connects to (host names or IPs; "*.example.com" for a domain).

@@ -8,7 +8,7 @@ from settings_app.fields import UnreadableSecret
 from settings_app.models import OutgoingEmailSettings, SettingsChange
 from settings_app.retention import prune
 
-AUDITED_FIELDS = OutgoingEmailSettings.EDITABLE_FIELDS
+AUDITED_FIELDS = OutgoingEmailSettings.AUDITED_FIELDS
 SECRET_FIELDS = OutgoingEmailSettings.SECRET_FIELDS
 AUDIT_LOG_LENGTH = 20
 

@@ -57,6 +57,9 @@ QUIT_TIMEOUT = 5.0
 # The longest a send waits, in all, for what Retry-After asks (Microsoft Graph's 429); beyond it, it fails.
 RETRY_AFTER_LIMIT = 30.0
 _LABELS = {**all_step_labels(), "settings": "Read the outgoing email settings"}
+# By credential kind: its name in "not configured" errors, and the encrypted field holding its secret.
+CREDENTIAL_NAMES = {"secret": "client secret", "certificate": "certificate", "federated": "federated token file"}
+CREDENTIAL_SECRETS = {"secret": "client_secret", "certificate": "certificate_key"}
 
 
 class OutgoingEmailError(SMTPException):
@@ -209,11 +212,11 @@ class OutgoingEmailBackend(EmailBackend):
                 "username": config.username,
                 "client ID": config.client_id,
                 "tenant ID": config.tenant_id,
-                "client secret": config.credential,
+                CREDENTIAL_NAMES[config.credential.kind]: config.credential,
             }
             if not getattr(transport, "needs_server", True):
                 del needed["server"]
-            secret = "client_secret"
+            secret = CREDENTIAL_SECRETS.get(config.credential.kind, "")
         else:
             needed = {"server": config.server}
             if config.use_secure_auth:

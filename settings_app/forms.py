@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from crispy_forms.helper import FormHelper
-from crispy_forms.layout import Div, Field, Fieldset, Layout
+from crispy_forms.layout import HTML, Div, Field, Fieldset, Layout
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -11,10 +11,10 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
-from settings_app import hosts
+from settings_app import certificates, credentials, hosts
 from settings_app.clouds import CLOUDS, DEFAULT_CLOUD, MICROSOFT365_PORT
 from settings_app.fields import UnreadableSecret
-from settings_app.models import ConnectionSecurity, OutgoingEmailSettings, Protocol, WebhookKind
+from settings_app.models import ConnectionSecurity, CredentialType, OutgoingEmailSettings, Protocol, WebhookKind
 from settings_app.validators import (
     validate_ascii,
     validate_guid,
@@ -27,6 +27,8 @@ SECRET_FIELDS = OutgoingEmailSettings.SECRET_FIELDS
 # data-protocols of the page's field groups (static/js/outgoing_email.js shows the chosen protocol's).
 ENTRA_PROTOCOLS = f"{Protocol.MICROSOFT365} {Protocol.GRAPH}"
 SMTP_PROTOCOLS = f"{Protocol.SMTP} {Protocol.MICROSOFT365}"
+MAX_CERTIFICATE_UPLOAD = 256 * 1024
+CERTIFICATE_INPUTS = {"certificate_days", "certificate_file", "certificate_key_file", "certificate_passphrase"}
 # Whole sentences per secret, so that a translation can agree in gender with each noun.
 SECRET_STATUS = {
     "password": {
@@ -103,6 +105,34 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         max_value=65535,
         help_text=_("587 for STARTTLS (Microsoft 365), 465 for SSL/TLS, 25 for none."),
     )
+    certificate_days = forms.IntegerField(
+        label=_("Validity of a generated certificate (days)"),
+        required=False,
+        min_value=1,
+        max_value=certificates.MAX_DAYS,
+        initial=certificates.DEFAULT_DAYS,
+        help_text=_("For 'Generate certificate': 365 days unless you choose otherwise, at most 730 (2 years)."),
+    )
+    certificate_file = forms.FileField(
+        label=_("Certificate file"),
+        required=False,
+        help_text=_(
+            "Bring your own: a PEM certificate (.pem, .crt, .cer), or a PKCS#12 file (.pfx, .p12) with its key."
+        ),
+    )
+    certificate_key_file = forms.FileField(
+        label=_("Private key file"),
+        required=False,
+        help_text=_("The certificate's PEM private key, unless the certificate file holds it (PKCS#12, or one PEM)."),
+    )
+    certificate_passphrase = forms.CharField(
+        label=_("Passphrase"),
+        required=False,
+        strip=False,
+        max_length=1024,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=_("Of the .pfx file or of an encrypted private key; it is not stored."),
+    )
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)
     test_recipient = forms.EmailField(
         label=_("Test recipient"),
@@ -114,7 +144,10 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
     class Meta:
         model = OutgoingEmailSettings
         fields = [name for name in OutgoingEmailSettings.EDITABLE_FIELDS if name not in SECRET_FIELDS]
-        widgets = {"client_secret_expires_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
+        widgets = {
+            "client_secret_expires_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "credential_type": forms.RadioSelect(attrs={"data-credential-select": "1"}),
+        }
         help_texts = {
             "protocol": _(
                 "SMTP Microsoft 365 uses OAuth 2.0 (client credentials) as Exchange Online requires. "
@@ -137,11 +170,20 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
                 "Where the scheduled check (manage.py monitor_outgoing_email) posts its alerts: mail is not used, "
                 "since it may be what is broken."
             ),
+            "credential_type": _(
+                "How the application proves its identity to Entra ID. A certificate is recommended: no secret "
+                "to paste or leak, and the private key never leaves this server."
+            ),
         }
 
-    def __init__(self, *args, read_only: bool = False, **kwargs) -> None:
+    def __init__(self, *args, read_only: bool = False, action: str = "", **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.saved_secrets = {name: getattr(self.instance, name) for name in SECRET_FIELDS}
+        self.action = action
+        # Judged before the post changes the instance: a new certificate must wait if one is in use.
+        self.certificate_in_use = credentials.certificate_in_use(self.instance)
+        self.new_certificate: certificates.CertificateBundle | None = None
+        self.installed_as = ""
         self.fields["version"].initial = self.instance.version
         for name in ("server", "username", "tenant_id"):
             self.fields[name].validators.append(validate_no_control_characters)
@@ -152,6 +194,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         self.fields["alert_webhook_kind"].required = False
         # Not used by Microsoft Graph; clean() requires it for the SMTP protocols.
         self.fields["connection_security"].required = False
+        self.fields["credential_type"].required = False
         self.fields["client_id"].validators.append(validate_guid)
         self.fields["tenant_id"].validators.append(validate_tenant)
         self.fields["password"].help_text = self._secret_status("password", gettext("Password for plain SMTP."))
@@ -169,39 +212,7 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
                 field.disabled = True
         self.helper = FormHelper()
         self.helper.form_tag = False
-        self.helper.layout = Layout(
-            Fieldset(
-                gettext("Server"),
-                Field("protocol", data_protocol_select="1"),
-                Div("cloud", data_protocols=ENTRA_PROTOCOLS),
-                Div("server", "port", "connection_security", data_protocols=SMTP_PROTOCOLS),
-            ),
-            Fieldset(
-                gettext("Authentication and sender"),
-                Div("use_secure_auth", data_protocols=Protocol.SMTP),
-                "username",
-                Div("password", data_protocols=Protocol.SMTP),
-                "sender_email",
-                "use_user_email_as_sender",
-            ),
-            Fieldset(
-                gettext("Microsoft Entra ID application"),
-                "client_id",
-                "tenant_id",
-                "client_secret",
-                "client_secret_expires_on",
-                data_protocols=ENTRA_PROTOCOLS,
-            ),
-            Fieldset(
-                gettext("Alerts"),
-                "alert_webhook_kind",
-                "alert_webhook_url",
-                "alert_webhook_remove",
-                css_id="alerts-settings",
-            ),
-            Fieldset(gettext("Test"), "test_recipient"),
-            "version",
-        )
+        self.helper.layout = _page_layout()
 
     @sensitive_variables("saved")
     def _secret_status(self, name: str, hint: str) -> str:
@@ -221,6 +232,9 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
             data["cloud"] = DEFAULT_CLOUD
         if not data.get("alert_webhook_kind") and "alert_webhook_kind" not in self.errors:
             data["alert_webhook_kind"] = WebhookKind.JSON
+        if not data.get("credential_type") and "credential_type" not in self.errors:
+            # A post without the choice (an older page, a script) keeps the saved credential.
+            data["credential_type"] = self.instance.credential_type or CredentialType.SECRET
         protocol = data.get("protocol")
         if protocol == Protocol.MICROSOFT365:
             self._clean_microsoft365(data)
@@ -292,7 +306,41 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
                     "username",
                     gettext("For Microsoft 365 the username is the mailbox's address, e.g. noreply@contoso.com."),
                 )
-        self._require_secret(data, "client_secret")
+        self._clean_credential(data)
+
+    def _clean_credential(self, data: dict) -> None:
+        kind = data.get("credential_type") or CredentialType.SECRET
+        self._clean_new_certificate(data)
+        if kind == CredentialType.SECRET:
+            self._require_secret(data, "client_secret")
+        elif kind == CredentialType.CERTIFICATE and not (
+            self.new_certificate or self.instance.certificate or CERTIFICATE_INPUTS & set(self.errors)
+        ):
+            self.add_error(
+                "certificate_file",
+                gettext("Press 'Generate certificate', or upload a certificate with its private key."),
+            )
+
+    def _clean_new_certificate(self, data: dict) -> None:
+        """A certificate generated for the generate_certificate action, or parsed from the uploads."""
+        upload, key_upload = data.get("certificate_file"), data.get("certificate_key_file")
+        try:
+            if self.action == "generate_certificate":
+                days = data.get("certificate_days") or certificates.DEFAULT_DAYS
+                self.new_certificate = certificates.generate(days)
+            elif upload:
+                self.new_certificate = certificates.load_upload(
+                    _read_upload(upload), _read_upload(key_upload), data.get("certificate_passphrase") or ""
+                )
+            elif key_upload:
+                self.add_error("certificate_file", gettext("Upload the certificate file with its private key."))
+        except certificates.CertificateProblem as problem:
+            field = "certificate_days" if problem.code == "validity" else "certificate_file"
+            if problem.code in ("key-missing", "key-invalid", "key-mismatch") and key_upload:
+                field = "certificate_key_file"
+            elif problem.code.startswith("passphrase") or problem.code == "key-not-encrypted":
+                field = "certificate_passphrase"
+            self.add_error(field, ValidationError(problem.message, code=problem.code))
 
     def _require(self, data: dict, *names: str) -> None:
         label = dict(Protocol.choices).get(data.get("protocol")) or gettext("this protocol")
@@ -321,6 +369,71 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
             setattr(record, name, new_value if new_value else self.saved_secrets[name])
         if self.cleaned_data.get("alert_webhook_remove") and not self.cleaned_data.get("alert_webhook_url"):
             record.alert_webhook_url = ""
+        if self.action == "discard_pending_certificate":
+            credentials.discard_pending(record)
+        if self.new_certificate is not None:
+            self.installed_as = credentials.install_certificate(
+                record, self.new_certificate, in_use=self.certificate_in_use
+            )
         if commit:
             record.save()
         return record
+
+
+def _page_layout() -> Layout:
+    """The page's field groups; ``data-protocols`` and ``data-credentials`` let
+    static/js/outgoing_email.js show only what the chosen protocol and credential use."""
+    return Layout(
+        Fieldset(
+            gettext("Server"),
+            Field("protocol", data_protocol_select="1"),
+            Div("cloud", data_protocols=ENTRA_PROTOCOLS),
+            Div("server", "port", "connection_security", data_protocols=SMTP_PROTOCOLS),
+        ),
+        Fieldset(
+            gettext("Authentication and sender"),
+            Div("use_secure_auth", data_protocols=Protocol.SMTP),
+            "username",
+            Div("password", data_protocols=Protocol.SMTP),
+            "sender_email",
+            "use_user_email_as_sender",
+        ),
+        Fieldset(
+            gettext("Microsoft Entra ID application"),
+            "client_id",
+            "tenant_id",
+            "credential_type",
+            Div("client_secret", "client_secret_expires_on", data_credentials=CredentialType.SECRET),
+            Div(
+                HTML('{% include "settings_app/_certificate_status.html" %}'),
+                "certificate_days",
+                "certificate_file",
+                "certificate_key_file",
+                "certificate_passphrase",
+                data_credentials=CredentialType.CERTIFICATE,
+            ),
+            Div(
+                HTML('{% include "settings_app/_federated_status.html" %}'),
+                data_credentials=CredentialType.FEDERATED,
+            ),
+            data_protocols=ENTRA_PROTOCOLS,
+        ),
+        Fieldset(
+            gettext("Alerts"),
+            "alert_webhook_kind",
+            "alert_webhook_url",
+            "alert_webhook_remove",
+            css_id="alerts-settings",
+        ),
+        Fieldset(gettext("Test"), "test_recipient"),
+        "version",
+    )
+
+
+def _read_upload(upload) -> bytes:
+    """An uploaded file's bytes; certificates and keys are small, so anything larger is refused whole."""
+    if not upload:
+        return b""
+    if upload.size > MAX_CERTIFICATE_UPLOAD:
+        raise certificates.CertificateProblem("too-large", gettext("The file is too large for a certificate."))
+    return upload.read()

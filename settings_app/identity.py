@@ -2,8 +2,8 @@
 
 A token provider acquires a token within a deadline, says what must be redacted, names the
 cache entry its tokens may share, and checks a token's claims for what the resource needs.
-Microsoft Entra ID's client-credentials flow is the only provider; ``PROVIDERS`` lists them by
-credential kind, explicitly.
+Microsoft Entra ID's client-credentials flow is the only identity service; ``PROVIDERS`` lists the
+providers by credential kind (a client secret, a certificate, a federated assertion), explicitly.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from settings_app import oauth
 from settings_app.clouds import CLOUDS, DEFAULT_CLOUD
 from settings_app.deadline import Deadline
 from settings_app.tls import Trust
-from settings_app.values import ConnectionSettings
+from settings_app.values import CertificateCredential, ConnectionSettings
 
 SHOWN_CLAIMS = ("aud", "tid", "appid", "roles", "exp")
 
@@ -120,8 +120,33 @@ class EntraClientCredentials:
         return token_cache.valid_token(client_id=self.client_id, scope=self.resource.scope, margin=margin)
 
 
+class EntraCertificateCredentials(EntraClientCredentials):
+    """Client credentials with a certificate: refused here once it has expired, before Entra ID says
+    only "AADSTS700027" (its answer for an expired key)."""
+
+    def acquire(self, deadline: Deadline, token_cache: oauth.SharedTokenCache | None = None) -> oauth.AccessToken:
+        credential = self.credential
+        if not credential:
+            raise oauth.TokenError(
+                "certificate-missing",
+                "No certificate with a readable private key is saved (generate or upload one again).",
+            )
+        if isinstance(credential, CertificateCredential) and credential.expired(datetime.datetime.now(datetime.UTC)):
+            assert credential.not_after is not None
+            raise oauth.TokenError(
+                "certificate-expired",
+                f"The certificate {credential.thumbprint} expired on {credential.not_after:%Y-%m-%d}; "
+                "no token was requested with it.",
+            )
+        return super().acquire(deadline, token_cache)
+
+
 # By credential kind (values.Credential.kind).
-PROVIDERS: dict[str, type[EntraClientCredentials]] = {"secret": EntraClientCredentials}
+PROVIDERS: dict[str, type[EntraClientCredentials]] = {
+    "secret": EntraClientCredentials,
+    "certificate": EntraCertificateCredentials,
+    "federated": EntraClientCredentials,
+}
 
 
 def token_provider(config: ConnectionSettings, resource: Resource, trust: Trust) -> TokenProvider:

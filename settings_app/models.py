@@ -9,6 +9,7 @@ from django.db import models
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
+from settings_app import certificates
 from settings_app.clouds import CLOUDS, DEFAULT_CLOUD, MICROSOFT365_PORT
 from settings_app.fields import EncryptedTextField, UnreadableSecret
 from settings_app.transports import Transport, transport_for
@@ -19,7 +20,13 @@ from settings_app.validators import (
     validate_server,
     validate_tenant,
 )
-from settings_app.values import ClientSecret, ConnectionSettings
+from settings_app.values import (
+    CertificateCredential,
+    ClientSecret,
+    ConnectionSettings,
+    Credential,
+    FederatedAssertion,
+)
 
 SECRET_EXPIRY_WARNINGS = (7, 14, 30)
 
@@ -34,10 +41,26 @@ class SecretExpiry:
         return self.days_left < 0
 
 
+def _expiry(expires_on: datetime.date | None, today: datetime.date) -> SecretExpiry | None:
+    """An expiry worth a warning: within SECRET_EXPIRY_WARNINGS days, or past."""
+    if expires_on is None:
+        return None
+    days_left = (expires_on - today).days
+    if days_left > max(SECRET_EXPIRY_WARNINGS):
+        return None
+    return SecretExpiry(expires_on, days_left)
+
+
 class Protocol(models.TextChoices):
     SMTP = "smtp", "SMTP"
     MICROSOFT365 = "smtp_microsoft365", "SMTP Microsoft 365"
     GRAPH = "graph_microsoft365", "Microsoft 365 (Graph API)"
+
+
+class CredentialType(models.TextChoices):
+    SECRET = "secret", _("Client secret")
+    CERTIFICATE = "certificate", _("Certificate (recommended)")
+    FEDERATED = "federated", _("Federated credential (workload identity)")
 
 
 class ConnectionSecurity(models.TextChoices):
@@ -70,12 +93,16 @@ class OutgoingEmailSettings(models.Model):
         "use_user_email_as_sender",
         "client_id",
         "tenant_id",
+        "credential_type",
         "client_secret",
         "client_secret_expires_on",
         "alert_webhook_kind",
         "alert_webhook_url",
     )
     SECRET_FIELDS = ("password", "client_secret", "alert_webhook_url")
+    # Set by generating or uploading a certificate, never typed; the audit log names each by thumbprint.
+    CERTIFICATE_FIELDS = ("certificate_thumbprint", "pending_certificate_thumbprint")
+    AUDITED_FIELDS = EDITABLE_FIELDS + CERTIFICATE_FIELDS
 
     protocol = models.CharField(_("protocol"), max_length=32, choices=Protocol.choices, default=Protocol.MICROSOFT365)
     cloud = models.CharField(
@@ -108,6 +135,9 @@ class OutgoingEmailSettings(models.Model):
     tenant_id = models.CharField(
         _("Tenant ID"), max_length=253, blank=True, validators=[validate_no_control_characters, validate_tenant]
     )
+    credential_type = models.CharField(
+        _("credential"), max_length=16, choices=CredentialType.choices, default=CredentialType.SECRET
+    )
     client_secret = EncryptedTextField(_("client secret"), blank=True)
     client_secret_expires_on = models.DateField(
         _("Secret expires on"),
@@ -121,6 +151,16 @@ class OutgoingEmailSettings(models.Model):
     alert_webhook_url = EncryptedTextField(_("alert webhook URL"), blank=True)
     alert_webhook_kind = models.CharField(
         _("alert webhook kind"), max_length=8, choices=WebhookKind.choices, default=WebhookKind.JSON
+    )
+    # The certificate in use (PEM) and its private key (PKCS#8 PEM, encrypted like the secrets).
+    certificate = models.TextField(_("certificate"), blank=True, default="")
+    certificate_key = EncryptedTextField(_("certificate private key"), blank=True)
+    certificate_thumbprint = models.CharField(_("certificate thumbprint"), max_length=40, blank=True, default="")
+    # A new certificate waiting for a passing Save and test before it replaces the one in use.
+    pending_certificate = models.TextField(_("pending certificate"), blank=True, default="")
+    pending_certificate_key = EncryptedTextField(_("pending certificate private key"), blank=True)
+    pending_certificate_thumbprint = models.CharField(
+        _("pending certificate thumbprint"), max_length=40, blank=True, default=""
     )
 
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -163,21 +203,48 @@ class OutgoingEmailSettings(models.Model):
 
     def secret_expiry(self, today: datetime.date) -> SecretExpiry | None:
         """How close the client secret is to its expiry, when that is worth a warning."""
-        if not self.uses_entra_id or self.client_secret_expires_on is None:
+        if not self.uses_entra_id or self.credential_type != CredentialType.SECRET:
             return None
-        days_left = (self.client_secret_expires_on - today).days
-        threshold = next((days for days in SECRET_EXPIRY_WARNINGS if days_left <= days), None)
-        if threshold is None:
+        return _expiry(self.client_secret_expires_on, today)
+
+    def certificate_expiry(self, today: datetime.date) -> SecretExpiry | None:
+        """How close the certificate in use is to its expiry (read from the certificate itself)."""
+        if not self.uses_entra_id or self.credential_type != CredentialType.CERTIFICATE or not self.certificate:
             return None
-        return SecretExpiry(self.client_secret_expires_on, days_left)
+        try:
+            not_after = certificates.describe(self.certificate).not_after
+        except certificates.CertificateProblem:
+            return None
+        return _expiry(not_after.date(), today)
 
     def unreadable_secrets(self) -> list[str]:
         """Names of secret fields whose stored value no configured key decrypts."""
-        return [
-            name for name in ("password", "client_secret") if isinstance(getattr(self, name), UnreadableSecret)
-        ]
+        names = ("password", "client_secret", "certificate_key", "pending_certificate_key")
+        return [name for name in names if isinstance(getattr(self, name), UnreadableSecret)]
 
-    def to_connection_settings(self) -> ConnectionSettings:
+    def _certificate_credential(self, pending: bool) -> CertificateCredential:
+        prefix = "pending_" if pending else ""
+        pem, key = getattr(self, f"{prefix}certificate"), getattr(self, f"{prefix}certificate_key")
+        if not pem or not isinstance(key, str) or not key:
+            return CertificateCredential()
+        try:
+            info = certificates.describe(pem)
+        except certificates.CertificateProblem:
+            return CertificateCredential()
+        return CertificateCredential(
+            private_key=key, certificate=pem, thumbprint=info.thumbprint, not_after=info.not_after
+        )
+
+    def credential(self, *, pending: bool = False) -> Credential:
+        """The credential of ``credential_type``; with ``pending``, the pending certificate if there is one."""
+        if self.credential_type == CredentialType.CERTIFICATE:
+            return self._certificate_credential(pending and bool(self.pending_certificate))
+        if self.credential_type == CredentialType.FEDERATED:
+            return FederatedAssertion(settings.MAILADMIN_FEDERATED_TOKEN_FILE)
+        return ClientSecret(self.client_secret if isinstance(self.client_secret, str) else "")
+
+    def to_connection_settings(self, *, pending: bool = False) -> ConnectionSettings:
+        """What a connection needs; ``pending`` tries the pending certificate (Save and test of a rotation)."""
         return ConnectionSettings(
             protocol=self.protocol,
             server=self.server,
@@ -190,7 +257,7 @@ class OutgoingEmailSettings(models.Model):
             use_user_email_as_sender=self.use_user_email_as_sender,
             client_id=self.client_id,
             tenant_id=self.tenant_id,
-            credential=ClientSecret(self.client_secret if isinstance(self.client_secret, str) else ""),
+            credential=self.credential(pending=pending),
             cloud=self.cloud,
         )
 

@@ -21,9 +21,9 @@ from django.views.decorators.debug import sensitive_variables
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 from msal.exceptions import MsalServiceError
 
-from settings_app import http
+from settings_app import assertions, http
 from settings_app.deadline import Deadline, DeadlineExceeded
-from settings_app.values import ClientSecret, Credential, ProtocolError
+from settings_app.values import CertificateCredential, ClientSecret, Credential, FederatedAssertion, ProtocolError
 
 
 class TokenError(ProtocolError):
@@ -106,8 +106,20 @@ _DISCOVERY_ANSWERS = _DiscoveryAnswers()
 
 @sensitive_variables()
 def _msal_credential(credential: Credential) -> str | dict:
+    """msal's ``client_credential``: a secret, a certificate (msal signs the assertion, RS256 with the
+    SHA-1 ``x5t``; ``public_certificate`` adds ``x5c`` for subject name/issuer auth), or a callable
+    reading the federated assertion file afresh on every token request (the platform rotates it)."""
     if isinstance(credential, ClientSecret):
         return credential.value
+    if isinstance(credential, CertificateCredential):
+        return {
+            "private_key": credential.private_key,
+            "thumbprint": credential.thumbprint,
+            "public_certificate": credential.certificate,
+        }
+    if isinstance(credential, FederatedAssertion):
+        token_file = credential.token_file
+        return {"client_assertion": lambda: assertions.read_assertion(token_file)}
     raise TypeError(f"no msal form for {type(credential).__name__}")
 
 
@@ -186,6 +198,8 @@ def _request_token(
         return app.acquire_token_for_client(scopes=[scope])
     except (DeadlineExceeded, http.RequestException, MsalServiceError) as exc:
         return _failure(exc, host)
+    except assertions.AssertionUnavailable as exc:
+        return TokenError(exc.code, exc.message)
     except ValueError:
         return TokenError("invalid-response", "The identity service's answer was not the JSON a token endpoint sends.")
 

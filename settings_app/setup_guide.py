@@ -105,6 +105,48 @@ def _exchange_steps(v: SetupValues) -> list[GuideStep]:
 
 
 def _credential_steps(v: SetupValues) -> list[GuideStep]:
+    """The step of the chosen credential only: a client secret, a certificate or a federated credential."""
+    kind = v.credential.kind
+    if kind == "certificate":
+        return [
+            GuideStep(
+                "certificate",
+                _("Upload the certificate"),
+                (
+                    _(
+                        "On this panel press 'Generate certificate' (or upload your own), then download "
+                        "certificate.pem."
+                    ),
+                    _("App registrations > your app > Certificates & secrets > Certificates > Upload certificate."),
+                    _("The list then shows the thumbprint %(thumbprint)s; the private key never leaves this server.")
+                    % {"thumbprint": v.credential.thumbprint or "<thumbprint>"},
+                ),
+            ),
+        ]
+    if kind == "federated":
+        c = v.credential
+        return [
+            GuideStep(
+                "federated-credential",
+                _("Add a federated credential"),
+                (
+                    _(
+                        "App registrations > your app > Certificates & secrets > Federated credentials > Add "
+                        "credential (scenario: Kubernetes, or Other issuer)."
+                    ),
+                    _("Issuer: %(issuer)s. Subject identifier: %(subject)s. Audience: %(audience)s.")
+                    % {
+                        "issuer": c.issuer or "<issuer>",
+                        "subject": c.subject or "<subject>",
+                        "audience": c.audience or "api://AzureADTokenExchange",
+                    },
+                    _(
+                        "The panel reads the assertion from AZURE_FEDERATED_TOKEN_FILE (or "
+                        "MAILADMIN_FEDERATED_TOKEN_FILE) for every token request."
+                    ),
+                ),
+            ),
+        ]
     return [
         GuideStep(
             "client-secret",
@@ -132,7 +174,7 @@ def _panel_steps(v: SetupValues) -> list[GuideStep]:
                 ),
                 _("Username and Sender Email: the same mailbox (%(mailbox)s). 'Use user's email as sender': off.")
                 % {"mailbox": v.mailbox},
-                _("Client ID, Tenant ID and Client secret from the steps above, then press Save and test."),
+                _("Client ID, Tenant ID and the credential from the steps above, then press Save and test."),
             ),
         ),
         GuideStep(
@@ -147,6 +189,9 @@ def _panel_steps(v: SetupValues) -> list[GuideStep]:
             (v.add_send_as("<user address>"),),
         ),
     ]
+
+
+CREDENTIAL_ANCHORS = ("client-secret", "certificate", "federated-credential")
 
 
 def _graph_app_steps(v: SetupValues) -> list[GuideStep]:
@@ -225,12 +270,12 @@ def _graph_panel_steps(v: SetupValues) -> list[GuideStep]:
 
 
 PROVEN_BY_GRAPH_STEP = {
-    "token": ("app-registration", "client-secret"),
-    "send": ("app-registration", "graph-permission", "admin-consent", "client-secret", "graph-configure"),
+    "token": ("app-registration", *CREDENTIAL_ANCHORS),
+    "send": ("app-registration", "graph-permission", "admin-consent", *CREDENTIAL_ANCHORS, "graph-configure"),
     "send_as": ("graph-send-as",),
 }
 PROVEN_BY_STEP = {
-    "token": ("app-registration", "client-secret"),
+    "token": ("app-registration", *CREDENTIAL_ANCHORS),
     "auth": (
         "app-registration",
         "api-permissions",
@@ -238,7 +283,7 @@ PROVEN_BY_STEP = {
         "service-principal",
         "mailbox-permission",
         "smtp-auth",
-        "client-secret",
+        *CREDENTIAL_ANCHORS,
         "configure",
     ),
     "send_as": ("send-as",),

@@ -5,6 +5,7 @@ Nothing of the project is imported here, so that any module can use these withou
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -32,8 +33,58 @@ class ClientSecret:
         return self.value
 
 
-# The kinds of credential an application can prove its identity with; more join this union.
-Credential = ClientSecret
+@dataclass(frozen=True)
+class CertificateCredential:
+    """A certificate uploaded to the app registration, with its private key (Certificates & secrets >
+    Certificates). ``thumbprint`` is the SHA-1 hex the Azure portal lists; ``not_after`` is in UTC."""
+
+    kind: ClassVar[str] = "certificate"
+    private_key: str = field(default="", repr=False)
+    certificate: str = ""
+    thumbprint: str = ""
+    not_after: datetime.datetime | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.private_key and self.certificate)
+
+    def redactions(self) -> tuple[str, ...]:
+        return (self.private_key,) if self.private_key else ()
+
+    def fingerprint_material(self) -> str:
+        # The public thumbprint names the key pair; the key itself never enters a digest.
+        return self.thumbprint.lower()
+
+    def expired(self, now: datetime.datetime) -> bool:
+        return self.not_after is not None and now >= self.not_after
+
+
+@dataclass(frozen=True)
+class FederatedAssertion:
+    """A federated credential: a JWT another identity provider writes to ``token_file`` (Azure
+    Workload Identity, any OIDC platform), read afresh for every token request."""
+
+    kind: ClassVar[str] = "federated"
+    token_file: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.token_file)
+
+    def redactions(self) -> tuple[str, ...]:
+        """The assertion in the file now (the same one the next token request sends, unless rotated)."""
+        try:
+            with open(self.token_file, encoding="utf-8", errors="replace") as file:
+                text = file.read(65536).strip()
+        except (OSError, ValueError):
+            return ()
+        return (text,) if text else ()
+
+    def fingerprint_material(self) -> str:
+        # The file, not its content: a rotated assertion proves the same identity.
+        return self.token_file
+
+
+# The kinds of credential an application can prove its identity with.
+Credential = ClientSecret | CertificateCredential | FederatedAssertion
 
 
 @dataclass(frozen=True)

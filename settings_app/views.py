@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -19,12 +19,13 @@ from django.utils.translation import gettext
 from django.views import View
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
+from settings_app import credentials
 from settings_app.admission import Admission, TestRefused, admit
 from settings_app.audit import recent_changes, record_change, snapshot
 from settings_app.diagnosis import SetupValues
 from settings_app.forms import OutgoingEmailSettingsForm
 from settings_app.history import recent_test_runs
-from settings_app.models import ConnectionTestRun, OutgoingEmailSettings, Protocol
+from settings_app.models import ConnectionTestRun, Outcome, OutgoingEmailSettings, Protocol
 from settings_app.monitor import monitor_status, send_test_alert
 from settings_app.runner import ConnectionTestResult, run_connection_test
 from settings_app.setup_guide import guide_steps, proven_anchors
@@ -47,7 +48,10 @@ def _result_url(run: ConnectionTestRun) -> str:
 
 
 @method_decorator(login_required, name="dispatch")
-@method_decorator(sensitive_post_parameters("password", "client_secret", "alert_webhook_url"), name="dispatch")
+@method_decorator(
+    sensitive_post_parameters("password", "client_secret", "alert_webhook_url", "certificate_passphrase"),
+    name="dispatch",
+)
 class OutgoingEmailView(View):
     template_name = "settings_app/outgoing_email.html"
 
@@ -73,7 +77,8 @@ class OutgoingEmailView(View):
         with transaction.atomic():
             settings = OutgoingEmailSettings.objects.select_for_update().get(pk=OutgoingEmailSettings.SINGLETON_PK)
             before = snapshot(settings)
-            form = OutgoingEmailSettingsForm(request.POST, instance=settings)
+            action = request.POST.get("action", "")
+            form = OutgoingEmailSettingsForm(request.POST, request.FILES, instance=settings, action=action)
             if not form.is_valid():
                 if streaming:
                     return JsonResponse({"event": "invalid"}, status=400)
@@ -85,9 +90,11 @@ class OutgoingEmailView(View):
             record_change(before, settings, request.user)
         recipient = form.cleaned_data.get("test_recipient", "")
         request.session["test_recipient"] = recipient
-        if request.POST.get("action") == "send_test_alert":
+        if form.installed_as:
+            messages.success(request, _certificate_message(form.installed_as, settings))
+        if action == "send_test_alert":
             return self._send_test_alert(request, settings)
-        if request.POST.get("action") != "save_and_test":
+        if action != "save_and_test":
             messages.success(request, gettext("Settings saved."))
             return redirect("outgoing_email")
         try:
@@ -143,6 +150,8 @@ class OutgoingEmailView(View):
                 "can_change": can_change,
                 "unreadable_secrets": settings.unreadable_secrets(),
                 "secret_expiry": settings.secret_expiry(timezone.localdate()),
+                "certificate_expiry": settings.certificate_expiry(timezone.localdate()),
+                "credential_status": credentials.credential_status(settings, timezone.localdate()),
                 "test_run": shown_run,
                 "history": recent_test_runs(),
                 "changes": recent_changes(),
@@ -163,14 +172,29 @@ def _refusal_message(refusal: TestRefused) -> str:
     return gettext("Settings saved, but not tested: the server is running its maximum of tests. Try again shortly.")
 
 
+def _certificate_message(installed_as: str, settings: OutgoingEmailSettings) -> str:
+    if installed_as == "pending":
+        return gettext(
+            "New certificate %(thumbprint)s is pending: upload it to App registrations > your app > Certificates & "
+            "secrets > Certificates > Upload certificate, then press Save and test. The certificate in use keeps "
+            "working until that test passes."
+        ) % {"thumbprint": settings.pending_certificate_thumbprint}
+    return gettext(
+        "Certificate %(thumbprint)s is ready: download it and upload it to App registrations > your app > "
+        "Certificates & secrets > Certificates > Upload certificate, then press Save and test."
+    ) % {"thumbprint": settings.certificate_thumbprint}
+
+
 class _ConnectionTest:
     """Save and test's test: run once, record the result, optionally stream each step.
 
-    It runs to its end and is recorded whether or not the client waits for it.
+    It runs to its end and is recorded whether or not the client waits for it. A pending
+    certificate is what gets tested; a passing test promotes it.
     """
 
     def __init__(self, settings: OutgoingEmailSettings, recipient: str, user, admission: Admission) -> None:
         self.settings = settings
+        self.config = credentials.settings_to_test(settings)
         self.recipient = recipient
         self.user = user
         self.admission = admission
@@ -179,18 +203,24 @@ class _ConnectionTest:
 
     def _execute(self, on_step=None) -> ConnectionTestResult:
         return run_connection_test(
-            self.settings.to_connection_settings(),
+            self.config,
             test_recipient=self.recipient,
             send_as=self.user.email,
             on_step=on_step,
         )
+
+    def _finish(self, result: ConnectionTestResult | None) -> ConnectionTestRun:
+        run = self.admission.finish(result)
+        if result is not None:
+            credentials.promote_if_proven(self.config, run.outcome == Outcome.SUCCESS, self.user)
+        return run
 
     def run(self) -> ConnectionTestRun:
         result = None
         try:
             result = self._execute()
         finally:
-            run = self.admission.finish(result)
+            run = self._finish(result)
         return run
 
     def stream(self) -> Iterator[str]:
@@ -215,7 +245,7 @@ class _ConnectionTest:
             # finishes and is recorded here, in the request's thread and database connection.
             worker.join()
             with translation.override(self.language):
-                run = self.admission.finish(outcome.get("result"))
+                run = self._finish(outcome.get("result"))
         if "result" not in outcome:
             yield json.dumps({"event": "error"}) + "\n"
             return
@@ -242,3 +272,19 @@ class SetupGuideView(View):
                 "pointed": (failed.get("finding") or {}).get("guide_step") if failed else None,
             },
         )
+
+
+@method_decorator(login_required, name="dispatch")
+class CertificateDownloadView(View):
+    """The public certificate (PEM) to upload to the app registration; never the private key."""
+
+    def get(self, request):
+        may_change(request.user)
+        found = credentials.public_certificate(OutgoingEmailSettings.load(), request.GET.get("which", ""))
+        if found is None:
+            raise Http404("No certificate is saved.")
+        pem, thumbprint = found
+        response = HttpResponse(pem, content_type="application/x-pem-file")
+        response["Content-Disposition"] = f'attachment; filename="mailadmin-{thumbprint.lower()}.pem"'
+        response["Cache-Control"] = "no-store"
+        return response

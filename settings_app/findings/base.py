@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from settings_app import assertions
 from settings_app.clouds import CLOUDS, DEFAULT_CLOUD
-from settings_app.values import ConnectionSettings
+from settings_app.values import CertificateCredential, ConnectionSettings, Credential, FederatedAssertion
 
 ENTERPRISE_OBJECT_ID = "<Object ID from Enterprise applications>"
 # The RBAC for Applications management scope the setup guide creates for the sending mailboxes.
@@ -49,6 +50,44 @@ def ps_quote(value: str) -> str:
 
 
 @dataclass(frozen=True)
+class CredentialValues:
+    """What the credential's findings quote: the certificate's thumbprint, the federated assertion's
+    file, issuer, subject, audience and algorithm (decoded from the file; never the assertion)."""
+
+    kind: str = "secret"
+    thumbprint: str = ""
+    expires_on: str = ""
+    token_file: str = ""
+    issuer: str = ""
+    subject: str = ""
+    audience: str = ""
+    algorithm: str = ""
+    assertion_expires_at: str = ""
+
+    @classmethod
+    def of(cls, credential: Credential) -> CredentialValues:
+        if isinstance(credential, CertificateCredential):
+            expires_on = f"{credential.not_after:%Y-%m-%d}" if credential.not_after else ""
+            return cls(credential.kind, thumbprint=credential.thumbprint, expires_on=expires_on)
+        if isinstance(credential, FederatedAssertion):
+            try:
+                claims = assertions.inspect(credential.token_file)
+            except assertions.AssertionUnavailable:
+                return cls(credential.kind, token_file=credential.token_file or "<AZURE_FEDERATED_TOKEN_FILE>")
+            expires = f"{claims.expires_at:%Y-%m-%d %H:%M:%S} UTC" if claims.expires_at else ""
+            return cls(
+                credential.kind,
+                token_file=credential.token_file,
+                issuer=claims.issuer or "<issuer>",
+                subject=claims.subject or "<subject>",
+                audience=claims.audience or assertions.DEFAULT_AUDIENCE,
+                algorithm=claims.algorithm,
+                assertion_expires_at=expires,
+            )
+        return cls(credential.kind)
+
+
+@dataclass(frozen=True)
 class SetupValues:
     """The administrator's values, and the PowerShell commands of the setup guide filled with them."""
 
@@ -60,6 +99,7 @@ class SetupValues:
     port: int
     protocol: str = ""
     graph_host: str = CLOUDS[DEFAULT_CLOUD].graph_host
+    credential: CredentialValues = field(default_factory=lambda: CredentialValues())
 
     @classmethod
     def of(cls, config: ConnectionSettings) -> SetupValues:
@@ -72,6 +112,7 @@ class SetupValues:
             port=config.port,
             protocol=config.protocol,
             graph_host=CLOUDS.get(config.cloud, CLOUDS[DEFAULT_CLOUD]).graph_host,
+            credential=CredentialValues.of(config.credential),
         )
 
     @property

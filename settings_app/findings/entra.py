@@ -230,5 +230,228 @@ def identity_other(code: str, v: SetupValues, reply: str) -> Finding:
 
 
 
+# --- Certificate and federated credentials -------------------------------------------------
+
+def _register_federated(v: SetupValues) -> Fix:
+    c = v.credential
+    return Fix(
+        _(
+            "In the Azure portal open App registrations > the app %(client_id)s > Certificates & secrets > "
+            "Federated credentials > Add credential (scenario: Other issuer) and enter exactly: Issuer "
+            "%(issuer)s, Subject identifier %(subject)s, Audience %(audience)s."
+        )
+        % {"client_id": v.client_id, "issuer": c.issuer, "subject": c.subject, "audience": c.audience}
+    )
+
+
+@entry(TABLE, "AADSTS700027")
+def _certificate_not_registered(code: str, v: SetupValues, reply: str) -> Finding:
+    c = v.credential
+    if c.kind == "federated":
+        return Finding(
+            code,
+            _("Entra ID could not verify the federated assertion's signature"),
+            _("The assertion in %(file)s is not signed with a key its issuer %(issuer)s publishes.")
+            % {"file": c.token_file, "issuer": c.issuer},
+            (_("The issuer's signing keys changed, or the file holds a token from another issuer."),),
+            (_register_federated(v), Fix(_("Press Save and test again."))),
+            "federated-credential",
+        )
+    expired = "expired" in reply.lower()
+    return Finding(
+        code,
+        _("The certificate has expired in Entra ID") if expired else _("The certificate is not uploaded to this app"),
+        _(
+            "Entra ID found no valid certificate with thumbprint %(thumbprint)s on application %(client_id)s, "
+            "so it could not check the signed assertion."
+        )
+        % {"thumbprint": c.thumbprint or "?", "client_id": v.client_id},
+        (
+            _("The certificate was generated or uploaded here but not yet uploaded to the app registration."),
+            _("It was uploaded to another app registration than Client ID %(client_id)s.")
+            % {"client_id": v.client_id},
+            _("The app registration lists another certificate (compare the thumbprints)."),
+        ),
+        (
+            Fix(
+                _(
+                    "Download the certificate (certificate.pem) from this page, then in the Azure portal open "
+                    "App registrations > the app %(client_id)s > Certificates & secrets > Certificates > Upload "
+                    "certificate. The list must then show thumbprint %(thumbprint)s."
+                )
+                % {"client_id": v.client_id, "thumbprint": c.thumbprint or "?"}
+            ),
+            Fix(_("Press Save and test again.")),
+        ),
+        "certificate",
+    )
+
+
+@entry(TABLE, "AADSTS700024")
+def _assertion_out_of_time(code: str, v: SetupValues, reply: str) -> Finding:
+    c = v.credential
+    fixes = [Fix(_("Check this server's clock: it must be in sync (NTP) within a few minutes."))]
+    if c.kind == "federated":
+        fixes.append(
+            Fix(
+                _(
+                    "The assertion in %(file)s is valid until %(expires)s: make sure the platform renews the "
+                    "file (Azure Workload Identity does so while the pod runs)."
+                )
+                % {"file": c.token_file, "expires": c.assertion_expires_at or "?"}
+            )
+        )
+    return Finding(
+        code,
+        _("The assertion is outside its validity: check the server's clock"),
+        _("Entra ID received a client assertion that is not yet valid, or no longer valid."),
+        (
+            _("This server's clock is wrong by more than a few minutes."),
+            _("The federated token file is stale: nobody renews it."),
+        ),
+        tuple(fixes),
+        "federated-credential" if c.kind == "federated" else "certificate",
+    )
+
+
+@entry(TABLE, "AADSTS700021")
+def _assertion_for_another_client(code: str, v: SetupValues, reply: str) -> Finding:
+    return Finding(
+        code,
+        _("The assertion was issued for another client"),
+        _("The client assertion names another application than Client ID %(client_id)s.")
+        % {"client_id": v.client_id},
+        (_("Client ID does not match the app registration the credential belongs to."),),
+        (
+            Fix(
+                _(
+                    "Open App registrations > your app > Overview and copy 'Application (client) ID' into "
+                    "Client ID."
+                )
+            ),
+        ),
+        "app-registration",
+    )
+
+
+@entry(TABLE, "AADSTS700211", "AADSTS700212", "AADSTS700213", "AADSTS70021")
+def _no_federated_match(code: str, v: SetupValues, reply: str) -> Finding:
+    c = v.credential
+    mismatch = {
+        "AADSTS700211": _("No federated credential of the app has the assertion's issuer %(value)s.")
+        % {"value": c.issuer},
+        "AADSTS700212": _("No federated credential of the app has the assertion's audience %(value)s.")
+        % {"value": c.audience},
+        "AADSTS700213": _("No federated credential of the app has the assertion's subject %(value)s.")
+        % {"value": c.subject},
+    }.get(code, _("No federated credential of the app matches the assertion's issuer, subject and audience."))
+    return Finding(
+        code,
+        _("No federated credential matches the assertion"),
+        mismatch,
+        (
+            _("The federated credential is not added to app %(client_id)s yet, or was added to another app.")
+            % {"client_id": v.client_id},
+            _("A value was typed differently (they must match exactly, including the trailing slash)."),
+        ),
+        (_register_federated(v), Fix(_("Press Save and test again."))),
+        "federated-credential",
+    )
+
+
+@entry(TABLE, "AADSTS5002738")
+def _assertion_algorithm(code: str, v: SetupValues, reply: str) -> Finding:
+    return Finding(
+        code,
+        _("The assertion is not signed with RS256, RS384 or RS512"),
+        _("Entra ID accepts client assertions signed with RSA (RS256, RS384, RS512) only; this one uses %(alg)s.")
+        % {"alg": v.credential.algorithm or "?"},
+        (_("The identity provider that writes the token file signs with another algorithm."),),
+        (Fix(_("Configure the issuer of the token file to sign its tokens with RS256.")),),
+        "federated-credential",
+    )
+
+
+@entry(TABLE, "certificate-expired")
+def _certificate_expired_here(code: str, v: SetupValues, reply: str) -> Finding:
+    c = v.credential
+    return Finding(
+        code,
+        _("The certificate has expired"),
+        _("The certificate %(thumbprint)s expired on %(date)s; no token was requested with it.")
+        % {"thumbprint": c.thumbprint, "date": c.expires_on},
+        (_("Certificates have an end date; this one has passed it."),),
+        (
+            Fix(
+                _(
+                    "Press 'Generate certificate' (or upload a new one), upload it to App registrations > the "
+                    "app %(client_id)s > Certificates & secrets > Certificates, then press Save and test."
+                )
+                % {"client_id": v.client_id}
+            ),
+        ),
+        "certificate",
+    )
+
+
+@entry(TABLE, "certificate-missing")
+def _certificate_missing(code: str, v: SetupValues, reply: str) -> Finding:
+    return Finding(
+        code,
+        _("No usable certificate is saved"),
+        _("The certificate credential needs a certificate with its private key; none can be read."),
+        (_("The encryption key changed or was lost, so the saved private key no longer decrypts."),),
+        (
+            Fix(
+                _(
+                    "Press 'Generate certificate' (or upload a new one), upload it to App registrations > the "
+                    "app %(client_id)s > Certificates & secrets > Certificates, then press Save and test."
+                )
+                % {"client_id": v.client_id}
+            ),
+        ),
+        "certificate",
+    )
+
+
+@entry(
+    TABLE,
+    "federated-token-not-configured",
+    "federated-token-missing",
+    "federated-token-unreadable",
+    "federated-token-empty",
+    "federated-token-malformed",
+)
+def _federated_token_file(code: str, v: SetupValues, reply: str) -> Finding:
+    c = v.credential
+    titles = {
+        "federated-token-not-configured": _("No federated token file is configured"),
+        "federated-token-missing": _("The federated token file does not exist"),
+        "federated-token-unreadable": _("The federated token file cannot be read"),
+        "federated-token-empty": _("The federated token file is empty"),
+        "federated-token-malformed": _("The federated token file does not hold a JWT"),
+    }
+    return Finding(
+        code,
+        titles[code],
+        _("A federated credential needs the assertion (a JWT) that the platform writes to %(file)s.")
+        % {"file": c.token_file or "AZURE_FEDERATED_TOKEN_FILE"},
+        (
+            _("The pod does not use Azure Workload Identity (the label azure.workload.identity/use: \"true\")."),
+            _("The panel's process cannot read the file (permissions), or the path is wrong."),
+        ),
+        (
+            Fix(
+                _(
+                    "Set AZURE_FEDERATED_TOKEN_FILE (Azure Workload Identity sets it on AKS) or "
+                    "MAILADMIN_FEDERATED_TOKEN_FILE to a file the panel's process can read, and restart it."
+                )
+            ),
+            Fix(_("Or choose the certificate credential instead.")),
+        ),
+        "federated-credential",
+    )
+
+
 def fallback(code: str, v: SetupValues, reply: str) -> Finding:
     return (identity_http_error if code.startswith("http-") else identity_other)(code, v, reply)

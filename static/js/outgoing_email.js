@@ -44,6 +44,36 @@
   showFieldsFor(protocol.value);
 })();
 
+// Shows only the fields of the chosen credential (client secret, certificate, federated).
+(function () {
+  "use strict";
+  var form = document.getElementById("outgoing-email-form");
+  if (!form) { return; }
+  var choices = form.querySelectorAll("input[name=credential_type]");
+  if (!choices.length) { return; }
+
+  function chosen() {
+    var value = "secret";
+    choices.forEach(function (choice) { if (choice.checked) { value = choice.value; } });
+    return value;
+  }
+
+  function showFieldsFor(value) {
+    form.querySelectorAll("[data-credentials]").forEach(function (element) {
+      if (element.getAttribute("data-credentials").split(" ").indexOf(value) === -1) {
+        element.setAttribute("data-credential-hidden", "");
+      } else {
+        element.removeAttribute("data-credential-hidden");
+      }
+    });
+  }
+
+  choices.forEach(function (choice) {
+    choice.addEventListener("change", function () { showFieldsFor(chosen()); });
+  });
+  showFieldsFor(chosen());
+})();
+
 // Save and test with live progress: the steps appear as the server completes them.
 // Without JavaScript (or if streaming fails) the form posts normally and the page
 // shows the result after the test.

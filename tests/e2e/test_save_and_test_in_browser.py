@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -118,3 +120,36 @@ def test_save_and_test_works_without_javascript(browser, live_server, django_use
         assert page.locator("#connection-test-result").get_attribute("data-outcome") == "success"
     finally:
         context.close()
+
+
+def test_a_generated_certificate_passes_once_uploaded(logged_in, on_fakes, m365_tenant, fake_identity, fake_smtp):
+    page = logged_in
+    fill_microsoft365(page, m365_tenant, secret="")
+    page.check("input[name=credential_type][value=certificate]")
+    assert not page.is_visible("input[name=client_secret]")
+    assert page.is_visible("input[name=certificate_file]")
+    page.click("button[value=generate_certificate]")
+    active = page.locator('[data-certificate="active"]')
+    active.wait_for()
+    thumbprint = active.get_attribute("data-thumbprint")
+    with page.expect_download() as download:
+        page.click("#certificate-download")
+    pem = Path(download.value.path()).read_text()
+    assert pem.startswith("-----BEGIN CERTIFICATE-----") and "PRIVATE KEY" not in pem
+    fake_identity.upload_certificate(m365_tenant.app, pem)
+    page.click("button[value=save_and_test]")
+    result = page.locator("#connection-test-result")
+    result.wait_for()
+    assert result.get_attribute("data-outcome") == "success"
+    assert thumbprint and "PRIVATE KEY" not in page.content()
+    assert fake_identity.token_requests[-1].assertion["header"]["x5t"]
+    assert len(fake_smtp.messages) == 1
+
+
+def test_enter_in_a_field_saves_and_does_not_generate_a_certificate(logged_in, on_fakes, m365_tenant):
+    page = logged_in
+    fill_microsoft365(page, m365_tenant, secret=str(m365_tenant.client_secret))
+    page.press("input[name=username]", "Enter")
+    page.wait_for_load_state()
+    assert page.locator(".alert-success").first.inner_text().strip().startswith("Settings saved")
+    assert page.locator('[data-certificate="active"]').count() == 0

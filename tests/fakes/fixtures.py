@@ -9,12 +9,15 @@ test sees another test's tenants, grants, faults or simulated round trip
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.fakes import tls
 from tests.fakes.graph import MAIL_SEND, FakeGraph
@@ -199,3 +202,56 @@ def graph_tenant(fake_identity: FakeIdentity, fake_graph: FakeGraph) -> GraphTen
     app = fake_identity.register_app(tenant_id, client_id, secret, roles=(MAIL_SEND,), display_name="MailAdmin Graph")
     fake_graph.add_mailbox(mailbox)
     return GraphTenant(tenant_id, client_id, secret, mailbox, app, fake_graph.url)
+
+
+ISSUER = "https://oidc.prod-aks.azure.com/11111111-2222-3333-4444-555555555555/"
+SUBJECT = "system:serviceaccount:mail:mailadmin"
+AUDIENCE = "api://AzureADTokenExchange"
+
+
+class OidcIssuer:
+    """An external OIDC issuer (an AKS cluster's) whose signing key the fake Entra ID trusts.
+
+    ``assertion()`` mints what the platform writes to AZURE_FEDERATED_TOKEN_FILE; ``write()`` puts
+    one in ``token_file``, replacing the previous one (the platform's rotation).
+    """
+
+    def __init__(self, identity: FakeIdentity, token_file: Path, issuer: str = ISSUER) -> None:
+        self.issuer = issuer
+        self.token_file = token_file
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        identity.trust_issuer(issuer, self._key.public_key())
+
+    def assertion(
+        self,
+        *,
+        subject: str = SUBJECT,
+        audience: str = AUDIENCE,
+        lifetime: int = 3600,
+        issuer: str | None = None,
+        algorithm: str = "RS256",
+        not_before: int | None = None,
+    ) -> Redacted:
+        now = int(time.time())
+        claims = {
+            "iss": issuer or self.issuer,
+            "sub": subject,
+            "aud": [audience],
+            "iat": now,
+            "nbf": now if not_before is None else not_before,
+            "exp": now + lifetime,
+            "jti": str(uuid.uuid4()),
+        }
+        key = secrets.token_bytes(32) if algorithm.startswith("HS") else self._key
+        return Redacted(jwt.encode(claims, key, algorithm=algorithm, headers={"kid": "aks-key-1"}))
+
+    def write(self, **claims) -> Redacted:
+        assertion = self.assertion(**claims)
+        self.token_file.write_text(assertion + "\n")
+        return assertion
+
+
+@pytest.fixture
+def oidc_issuer(fake_identity: FakeIdentity, tmp_path: Path) -> OidcIssuer:
+    """An OIDC issuer trusted by the fake Entra ID, writing to ``tmp_path / "azure-identity-token"``."""
+    return OidcIssuer(fake_identity, tmp_path / "azure-identity-token")

@@ -43,7 +43,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import trustme
 
-from tests.fakes import tls
+from tests.fakes import client_assertions, tls
 from tests.fakes.loopback import LoopbackServer
 
 EXCHANGE_RESOURCE = "https://outlook.office365.com"
@@ -151,6 +151,50 @@ AADSTS_ERRORS: dict[int, tuple[int, str, str]] = {
         "No tenant-identifying information found in either the request or implied by any provided credentials.",
     ),
     50049: (400, "invalid_instance", "Unknown or invalid instance."),
+    # Client assertions (notes section 9).
+    700027: (
+        401,
+        "invalid_client",
+        "{reason} [Reason - {reason}, Thumbprint of key used by client: '{thumbprint}', Please visit the "
+        "Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{app_id}'.]",
+    ),
+    700024: (
+        400,
+        "invalid_client",
+        "Client assertion is not within its valid time range. Current time: {now}, assertion valid from "
+        "{nbf}, expiry time of assertion {exp}.",
+    ),
+    700021: (400, "invalid_client", "Client assertion application identifier doesn't match 'client_id' parameter."),
+    700211: (
+        400,
+        "invalid_client",
+        "No matching federated identity record found for presented assertion issuer '{issuer}'. Please check "
+        "your federated identity credential Subject, Audience and Issuer against the presented assertion.",
+    ),
+    700212: (
+        400,
+        "invalid_client",
+        "No matching federated identity record found for presented assertion audience '{audience}'. Please "
+        "check your federated identity credential Subject, Audience and Issuer against the presented assertion.",
+    ),
+    700213: (
+        400,
+        "invalid_client",
+        "No matching federated identity record found for presented assertion subject '{subject}'. Please "
+        "check your federated identity credential Subject, Audience and Issuer against the presented assertion.",
+    ),
+    70021: (
+        400,
+        "invalid_request",
+        "No matching federated identity record found for presented assertion. Assertion Issuer: '{issuer}'. "
+        "Assertion Subject: '{subject}'. Assertion Audience: '{audience}'.",
+    ),
+    5002738: (
+        400,
+        "invalid_client",
+        "Invalid JWT token. '{alg}' is not a supported signature algorithm. Supported signing algorithms are: "
+        "'RS256, RS384, RS512'",
+    ),
 }
 
 
@@ -200,10 +244,24 @@ class RegisteredApp:
     secret: str = field(repr=False)
     secret_id: str = ""
     secret_expired: bool = False
+    # PEM certificates uploaded under Certificates & secrets > Certificates.
+    certificates: list[str] = field(default_factory=list, repr=False)
+    federated_credentials: list[FederatedCredential] = field(default_factory=list)
+    # Tenants before late 2023 answer every federated mismatch with AADSTS70021.
+    legacy_federated_errors: bool = False
 
     @property
     def client_id(self) -> str:
         return self.app_id
+
+
+@dataclass(frozen=True)
+class FederatedCredential:
+    """Certificates & secrets > Federated credentials: the assertion's issuer, subject and audience."""
+
+    issuer: str
+    subject: str
+    audience: str = "api://AzureADTokenExchange"
 
 
 @dataclass
@@ -218,6 +276,8 @@ class RecordedRequest:
     headers: dict[str, str]
     kind: str
     status: int | None = None
+    # A client assertion's header and claims (never its signature), when one was posted.
+    assertion: dict[str, Any] | None = None
 
     @property
     def is_token_request(self) -> bool:
@@ -294,6 +354,15 @@ def entra_error(
         "resource": "",
         "param": "",
         "grant_type": "",
+        "reason": "",
+        "thumbprint": "",
+        "now": "",
+        "nbf": "",
+        "exp": "",
+        "issuer": "",
+        "subject": "",
+        "audience": "",
+        "alg": "",
     }
     defaults.update(values)
     trace_id = str(uuid.uuid4())
@@ -409,6 +478,7 @@ class FakeIdentity(LoopbackServer):
         self._key = secrets.token_bytes(32)
         self._tenants: dict[str, Tenant] = {}
         self._extra_resources: set[str] = set()
+        self._issuer_keys: dict[str, list] = {}
         self._faults: list[_Fault] = []
         self._requests: list[RecordedRequest] = []
         self._errors: list[str] = []
@@ -515,6 +585,25 @@ class FakeIdentity(LoopbackServer):
             )
             tenant.apps[app.app_id] = app
             return app
+
+    def upload_certificate(self, app: RegisteredApp, certificate_pem: str) -> None:
+        """Certificates & secrets > Certificates > Upload certificate (the public PEM)."""
+        with self._lock:
+            app.certificates.append(certificate_pem)
+
+    def add_federated_credential(
+        self, app: RegisteredApp, issuer: str, subject: str, audience: str = "api://AzureADTokenExchange"
+    ) -> FederatedCredential:
+        """Certificates & secrets > Federated credentials > Add credential."""
+        credential = FederatedCredential(issuer, subject, audience)
+        with self._lock:
+            app.federated_credentials.append(credential)
+        return credential
+
+    def trust_issuer(self, issuer: str, public_key: Any) -> None:
+        """The signing key an external OIDC issuer publishes (what Entra ID reads from its JWKS)."""
+        with self._lock:
+            self._issuer_keys.setdefault(issuer, []).append(public_key)
 
     def allow_resource(self, resource: str) -> None:
         """Let tokens be issued for another resource (e.g. Graph) too."""
@@ -718,6 +807,7 @@ class FakeIdentity(LoopbackServer):
             if everything:
                 self._tenants.clear()
                 self._extra_resources.clear()
+                self._issuer_keys.clear()
 
     # request handling
 
@@ -744,6 +834,9 @@ class FakeIdentity(LoopbackServer):
         segments = [s for s in path.split("/") if s]
         kind = self._classify(method, segments)
         record = RecordedRequest(method, path, query, shown_form, had_secret, shown_headers, kind)
+        parts = client_assertions.unverified_parts(form.get("client_assertion", ""))
+        if parts is not None:
+            record.assertion = {"header": parts[0], "claims": parts[1]}
         with self._lock:
             self._requests.append(record)
         correlation = lower_headers.get("client-request-id") or str(uuid.uuid4())
@@ -761,7 +854,7 @@ class FakeIdentity(LoopbackServer):
         elif kind == "keys":
             reply = _json_reply(200, {"keys": []}, cache="max-age=86400, private")
         elif kind == "token":
-            reply = self._token(segments[0], form, correlation)
+            reply = self._token(segments[0], form, correlation, self._base_url(headers))
         else:
             reply = _Reply(
                 404,
@@ -916,7 +1009,7 @@ class FakeIdentity(LoopbackServer):
             ]
         return _json_reply(200, doc, cache="max-age=86400, private")
 
-    def _token(self, tenant_key: str, form: dict[str, str], correlation: str) -> _Reply:
+    def _token(self, tenant_key: str, form: dict[str, str], correlation: str, base: str = "") -> _Reply:
         def fail(code: int, **values: str) -> _Reply:
             status, body = entra_error(code, correlation_id=correlation, **values)
             return _json_reply(status, body, cache="no-store, no-cache")
@@ -940,13 +1033,19 @@ class FakeIdentity(LoopbackServer):
             return fail(90002, tenant=tenant_key)
         if app is None:
             return fail(700016, app_id=client_id, tenant=tenant_key)
-        secret = form.get("client_secret", "")
-        if not secret:
-            return fail(7000218)
-        if not hmac.compare_digest(secret.encode(), app.secret.encode()):
-            return fail(7000215, app_id=app.app_id)
-        if app.secret_expired:
-            return fail(7000222, app_id=app.app_id)
+        if form.get("client_assertion"):
+            endpoint = f"{base or self.authority_host}/{tenant_key}/oauth2/v2.0/token"
+            rejection = self._judge_assertion(app, form, endpoint)
+            if rejection is not None:
+                return fail(rejection.code, **rejection.values)
+        else:
+            secret = form.get("client_secret", "")
+            if not secret:
+                return fail(7000218)
+            if not hmac.compare_digest(secret.encode(), app.secret.encode()):
+                return fail(7000215, app_id=app.app_id)
+            if app.secret_expired:
+                return fail(7000222, app_id=app.app_id)
         scope = form.get("scope", "").strip()
         if not scope:
             return fail(900144, param="scope")
@@ -970,6 +1069,27 @@ class FakeIdentity(LoopbackServer):
             "access_token": token,
         }
         return _json_reply(200, body, cache="no-store, no-cache")
+
+
+    def _judge_assertion(
+        self, app: RegisteredApp, form: dict[str, str], endpoint: str
+    ) -> client_assertions.Rejection | None:
+        assertion = form["client_assertion"]
+        if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            return client_assertions.Rejection(900144, {"param": "client_assertion_type"})
+        parts = client_assertions.unverified_parts(assertion)
+        if parts is None:
+            return client_assertions.Rejection(5002738, {"alg": "(not a JWT)"})
+        header, claims = parts
+        with self._lock:
+            pems = list(app.certificates)
+            credentials = list(app.federated_credentials)
+            keys = {issuer: list(values) for issuer, values in self._issuer_keys.items()}
+        if "x5t" in header or "x5t#S256" in header:
+            return client_assertions.judge_certificate(app.app_id, pems, assertion, header, claims, endpoint)
+        return client_assertions.judge_federated(
+            credentials, keys, assertion, header, claims, legacy=app.legacy_federated_errors
+        )
 
 
 def _json_reply(status: int, body: dict[str, Any], *, cache: str) -> _Reply:

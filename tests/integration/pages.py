@@ -96,6 +96,20 @@ def graph_form(tenant: GraphTenant, **overrides: str) -> dict[str, str]:
     return data
 
 
+def certificate_form(tenant: M365Tenant, **overrides: str) -> dict[str, str]:
+    """``m365_form`` with the certificate credential (and no client secret)."""
+    data = m365_form(tenant, credential_type="certificate", **overrides)
+    del data["client_secret"]
+    return data
+
+
+def federated_form(tenant: M365Tenant, **overrides: str) -> dict[str, str]:
+    """``m365_form`` with the federated credential (and no client secret)."""
+    data = m365_form(tenant, credential_type="federated", **overrides)
+    del data["client_secret"]
+    return data
+
+
 def plain_smtp_form(smtp_server, **overrides: str) -> dict[str, str]:
     """A Save and test post for plain SMTP with AUTH over STARTTLS to ``smtp_server`` (a fake)."""
     data = {

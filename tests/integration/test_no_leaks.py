@@ -24,7 +24,16 @@ from django.apps import apps
 from django.contrib.sessions.models import Session
 
 from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
-from tests.integration.pages import URL, failed_steps, graph_form, m365_form, plain_smtp_form
+from tests.fakes.fixtures import SUBJECT
+from tests.integration.pages import (
+    URL,
+    certificate_form,
+    failed_steps,
+    federated_form,
+    graph_form,
+    m365_form,
+    plain_smtp_form,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -288,4 +297,69 @@ def test_the_graph_backend_leaks_nothing(
     assert [request.status for request in fake_graph.requests] == [429, 202, 403]
     needles = {"client secret": str(graph_tenant.client_secret), "access token": issued_tokens[0]}
     found = search_everywhere(needles, pages=[], logs=every_logger_at_debug, capfd=capfd, raised=raised)
+    assert found == []
+
+
+def pem_body(pem: str) -> str:
+    """The base64 body of a PEM key, joined: what a log line or a JSON dump would carry."""
+    return "".join(line for line in pem.splitlines() if not line.startswith("-----"))
+
+
+@pytest.mark.parametrize("uploaded", [False, True], ids=["not yet uploaded", "uploaded"])
+def test_the_certificate_key_leaks_nowhere(
+    uploaded, admin_client, on_fakes, m365_tenant, fake_identity, issued_tokens, every_logger_at_debug, capfd
+):
+    with exceptions_raised() as raised:
+        generated = admin_client.post(URL, certificate_form(m365_tenant, action="generate_certificate"), follow=True)
+    saved = OutgoingEmailSettings.load()
+    if uploaded:
+        fake_identity.upload_certificate(m365_tenant.app, saved.certificate)
+    html, more_raised = save_and_test(admin_client, certificate_form(m365_tenant))
+    pages = [generated.content.decode(), html, admin_client.get(URL).content.decode()]
+    pages.append(admin_client.get(URL + "certificate.pem").content.decode())
+    assert failed_steps(html) == ([] if uploaded else [("token", "AADSTS700027")])
+    key = saved.certificate_key
+    needles = {
+        "private key": key,
+        "private key body": pem_body(key),
+        "a line of the private key": key.splitlines()[5],
+        **token_needles(m365_tenant.mailbox, issued_tokens),
+    }
+    found = search_everywhere(
+        needles, pages=pages, logs=every_logger_at_debug, capfd=capfd, raised=[*raised, *more_raised]
+    )
+    assert found == []
+
+
+@pytest.mark.parametrize("registered", [True, False], ids=["matching", "no federated credential"])
+def test_the_federated_assertion_leaks_nowhere(
+    registered,
+    admin_client,
+    on_fakes,
+    settings,
+    m365_tenant,
+    fake_identity,
+    oidc_issuer,
+    issued_tokens,
+    every_logger_at_debug,
+    capfd,
+):
+    settings.MAILADMIN_FEDERATED_TOKEN_FILE = str(oidc_issuer.token_file)
+    if registered:
+        fake_identity.add_federated_credential(m365_tenant.app, oidc_issuer.issuer, SUBJECT)
+    assertion = oidc_issuer.write()
+    html, raised = save_and_test(admin_client, federated_form(m365_tenant))
+    assert failed_steps(html) == ([] if registered else [("token", "AADSTS700211")])
+    assert fake_identity.token_requests[-1].assertion["claims"]["iss"] == oidc_issuer.issuer
+    needles = {
+        "assertion": assertion,
+        "assertion signature": assertion.rsplit(".", 1)[-1],
+        **token_needles(m365_tenant.mailbox, issued_tokens),
+    }
+    pages = [
+        html,
+        admin_client.get(URL).content.decode(),
+        admin_client.get("/settings/outgoing-email/setup/").content.decode(),
+    ]
+    found = search_everywhere(needles, pages=pages, logs=every_logger_at_debug, capfd=capfd, raised=raised)
     assert found == []

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
 from django.utils.translation import gettext
 
+from settings_app import credentials
 from settings_app.history import record_test_run
 from settings_app.models import OutgoingEmailSettings
 from settings_app.runner import run_connection_test
@@ -43,8 +44,11 @@ class Command(BaseCommand):
                 )
                 % {"secrets": ", ".join(unreadable)}
             )
-        result = run_connection_test(settings.to_connection_settings(), test_recipient=to, timeout=timeout)
+        # As Save and test: a pending certificate is tried, and promoted when the test passes.
+        config = credentials.settings_to_test(settings)
+        result = run_connection_test(config, test_recipient=to, timeout=timeout)
         run = record_test_run(result, settings, trigger="command")
+        credentials.promote_if_proven(config, run.outcome == "success")
         if json:
             self.stdout.write(_json_dump({"run": run.pk, **result.as_dict()}))
         else:
