@@ -22,6 +22,10 @@ from settings_app.deadline import Deadline, DeadlineExceeded
 
 # What a caller catches around a request; it never reaches a caller's caller.
 RequestException = requests.exceptions.RequestException
+SSLError = requests.exceptions.SSLError
+Timeout = requests.exceptions.Timeout
+ConnectionError = requests.exceptions.ConnectionError
+BadURL = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)
 Response = requests.Response
 
 
@@ -34,10 +38,31 @@ class TransportFailure:
     detail: str = ""
 
 
-class _TrustAdapter(HTTPAdapter):
+class TrustAdapter(HTTPAdapter):
+    """Verifies with the given SSL context (settings_app.tls.shared_trust) and nothing else.
+
+    requests would hand urllib3 a CA file for every new connection (``verify=<path>``, or
+    certifi's bundle for ``verify=True``), which loads that file into the context again each
+    time (milliseconds for a production-sized bundle) and, for ``True``, would add certifi's
+    authorities to a trust policy MAILADMIN_CA_BUNDLE means to replace. The context already
+    holds the whole policy, so no file is passed on.
+    """
+
     def __init__(self, ssl_context: ssl.SSLContext) -> None:
         self._ssl_context = ssl_context
         super().__init__(max_retries=0)
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        pool_kwargs.pop("ca_certs", None)
+        pool_kwargs.pop("ca_cert_dir", None)
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn, url, verify, cert) -> None:
+        super().cert_verify(conn, url, verify, cert)
+        if verify:
+            conn.ca_certs = None
+            conn.ca_cert_dir = None
 
     def init_poolmanager(self, *args, **kwargs):
         kwargs["ssl_context"] = self._ssl_context
@@ -61,7 +86,7 @@ class DeadlineSession(requests.Session):
         super().__init__()
         self._deadline = deadline
         self._verify: str | bool = ca_bundle or True
-        self.mount("https://", _TrustAdapter(ssl_context))
+        self.mount("https://", TrustAdapter(ssl_context))
 
     def request(self, method, url, **kwargs):
         deadline = kwargs.pop("deadline", None) or self._deadline

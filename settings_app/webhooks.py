@@ -12,15 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import ssl
 import threading
 import time
 from dataclasses import dataclass
 
-import requests
-from requests.adapters import HTTPAdapter
-
-from settings_app.tls import trust_context
+from settings_app import http
+from settings_app.deadline import Deadline, DeadlineExceeded
+from settings_app.tls import shared_trust
 
 ANSWER_EXCERPT = 200
 RETRY_PAUSE = 0.5
@@ -49,21 +47,11 @@ class WebhookAnswer:
     body: str = ""
 
 
-class _TrustAdapter(HTTPAdapter):
-    def __init__(self, ssl_context: ssl.SSLContext) -> None:
-        self._ssl_context = ssl_context
-        super().__init__(max_retries=0)
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs["ssl_context"] = self._ssl_context
-        return super().init_poolmanager(*args, **kwargs)
-
-
 def post_json(url: str, body: dict, *, timeout: float, ca_bundle: str = "", retries: int = 1) -> WebhookAnswer:
     """POST ``body`` as JSON to ``url``: at most ``retries + 1`` attempts of ``timeout`` seconds each."""
     data = json.dumps(body, default=str).encode()
-    session = requests.Session()
-    session.mount("https://", _TrustAdapter(trust_context(ca_bundle)))
+    # Each attempt has a deadline of its own (``timeout``).
+    session = http.DeadlineSession(Deadline(timeout), shared_trust(ca_bundle).context, ca_bundle)
     answer = WebhookAnswer(False, None, 0, "not-sent")
     _posting.active = True
     try:
@@ -78,26 +66,24 @@ def post_json(url: str, body: dict, *, timeout: float, ca_bundle: str = "", retr
     return _without(answer, url)
 
 
-def _attempt(session: requests.Session, url: str, data: bytes, timeout: float, ca_bundle: str, attempt: int):
+def _attempt(session: http.DeadlineSession, url: str, data: bytes, timeout: float, ca_bundle: str, attempt: int):
     try:
-        # Per request: requests lets REQUESTS_CA_BUNDLE override a session-wide ``verify``.
         response = session.post(
             url,
             data=data,
             headers={"Content-Type": "application/json", "User-Agent": "mailadmin-alerts"},
-            timeout=(timeout, timeout),
-            verify=ca_bundle or True,
+            deadline=Deadline(timeout),
             allow_redirects=False,
         )
-    except requests.exceptions.SSLError:
+    except http.SSLError:
         return WebhookAnswer(False, None, attempt, "tls")
-    except requests.exceptions.Timeout:
+    except (http.Timeout, DeadlineExceeded):
         return WebhookAnswer(False, None, attempt, "timeout")
-    except requests.exceptions.ConnectionError:
+    except http.ConnectionError:
         return WebhookAnswer(False, None, attempt, "connection")
-    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema):
+    except http.BadURL:
         return WebhookAnswer(False, None, attempt, "invalid-url")
-    except requests.exceptions.RequestException:
+    except http.RequestException:
         return WebhookAnswer(False, None, attempt, "request-failed")
     text = _CONTROL.sub(" ", response.text[:ANSWER_EXCERPT]).strip()
     if 200 <= response.status_code < 300:
