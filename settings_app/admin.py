@@ -93,7 +93,6 @@ class ConnectionTestRunAdmin(_HistoryAdmin):
     list_display = ("created_at", "outcome", "failed_step_name", "trigger", "user", "protocol", "server", "duration_ms")
     list_filter = ("outcome", "trigger", "protocol")
     list_select_related = ("user",)
-    date_hierarchy = "created_at"
     fields = (
         "created_at",
         "user",
@@ -126,7 +125,6 @@ class ConnectionTestRunAdmin(_HistoryAdmin):
 class SettingsChangeAdmin(_HistoryAdmin):
     list_display = ("created_at", "user", "changed_fields")
     list_select_related = ("user",)
-    date_hierarchy = "created_at"
     fields = ("created_at", "user", "changes")
     readonly_fields = fields
 

@@ -298,7 +298,7 @@ class ConnectionTestRun(models.Model):
     trigger = models.CharField(_("trigger"), max_length=16, choices=Trigger.choices, default=Trigger.PAGE)
     outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
     duration_ms = models.PositiveIntegerField(_("duration ms"), default=0)
-    protocol = models.CharField(_("protocol"), max_length=32)
+    protocol = models.CharField(_("protocol"), max_length=32, choices=Protocol.choices)
     server = models.CharField(_("server"), max_length=253)
     steps = models.JSONField(_("steps"), default=list)
     token_claims = models.JSONField(_("token claims"), default=dict, blank=True)
@@ -311,7 +311,11 @@ class ConnectionTestRun(models.Model):
         ordering = ["-created_at", "-pk"]
         verbose_name = _("connection test run")
         verbose_name_plural = _("connection test runs")
-        indexes = [models.Index(fields=["user", "created_at"], name="testrun_user_created")]
+        # The rate limit reads a user's latest runs, the monitoring panel the latest scheduled one.
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="testrun_user_created"),
+            models.Index(fields=["trigger", "created_at"], name="testrun_trigger_created"),
+        ]
 
     def __str__(self) -> str:
         return gettext("Connection test %(pk)s: %(outcome)s") % {"pk": self.pk, "outcome": self.outcome}
