@@ -48,11 +48,8 @@ class SharedTokenCache:
 
     def __init__(self, serialized: str = "") -> None:
         self._cache = msal.SerializableTokenCache()
-        if serialized:
-            try:
-                self._cache.deserialize(serialized)
-            except (ValueError, TypeError, AttributeError):
-                self._cache = msal.SerializableTokenCache()
+        if serialized and _is_msal_cache(serialized):
+            self._cache.deserialize(serialized)
 
     def valid_token(self, *, client_id: str, scope: str, margin: int) -> AccessToken | None:
         """The cached token for ``scope`` with more than ``margin`` seconds left, found without
@@ -102,6 +99,31 @@ class _DiscoveryAnswers(dict):
 
 
 _DISCOVERY_ANSWERS = _DiscoveryAnswers()
+
+
+# msal keeps these as decimal strings; anything else would fail inside msal, not here.
+_TIMESTAMPS = ("cached_at", "expires_on", "extended_expires_on", "refresh_on")
+
+
+def _is_msal_cache(serialized: str) -> bool:
+    """Whether ``serialized`` has the shape msal writes: sections of entries, access tokens with a
+    string secret and decimal timestamps. msal itself trusts what it reads and fails later."""
+    try:
+        data = json.loads(serialized)
+    except ValueError:
+        return False
+    if not isinstance(data, dict):
+        return False
+    for section in data.values():
+        if not isinstance(section, dict) or not all(isinstance(entry, dict) for entry in section.values()):
+            return False
+    for entry in data.get("AccessToken", {}).values():
+        if not isinstance(entry.get("secret"), str):
+            return False
+        stamps = [entry.get(name) for name in _TIMESTAMPS if name in entry]
+        if "expires_on" not in entry or not all(isinstance(s, str) and s.isascii() and s.isdigit() for s in stamps):
+            return False
+    return True
 
 
 @sensitive_variables()
