@@ -4,12 +4,11 @@ import signal
 import threading
 import time
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.core.validators import validate_email
 from django.db import DatabaseError, close_old_connections
 from django.utils.translation import gettext
 
+from settings_app.management.connection_test_arguments import add_test_arguments, checked_recipient
 from settings_app.monitor import CheckReport, check_once, parse_duration
 
 
@@ -21,25 +20,16 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--to", metavar="ADDRESS", default="", help="Also send a test message to ADDRESS.")
+        add_test_arguments(parser)
         parser.add_argument(
             "--every",
             metavar="DURATION",
             default=None,
             help="Keep running and check at this interval (30s, 15m, 1h, 1d); stops cleanly on SIGTERM.",
         )
-        parser.add_argument(
-            "--timeout", type=float, default=None, help="Whole-test budget in seconds (default MAILADMIN_TEST_TIMEOUT)."
-        )
 
     def handle(self, *args, to: str, every: str | None, timeout: float | None, **options):
-        if to:
-            try:
-                validate_email(to)
-            except ValidationError:
-                raise CommandError(
-                    gettext("--to: '%(address)s' is not a valid email address.") % {"address": to}
-                ) from None
+        to = checked_recipient(to)
         if every is None:
             if self._check(to, timeout).run.outcome != "success":
                 raise SystemExit(1)

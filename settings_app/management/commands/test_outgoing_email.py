@@ -2,13 +2,12 @@ from __future__ import annotations
 
 import json
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.core.validators import validate_email
 from django.utils.translation import gettext
 
 from settings_app import credentials
 from settings_app.history import record_test_run
+from settings_app.management.connection_test_arguments import add_test_arguments, checked_recipient
 from settings_app.models import OutgoingEmailSettings
 from settings_app.runner import run_connection_test
 
@@ -20,20 +19,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--to", metavar="ADDRESS", default="", help="Also send a test message to ADDRESS.")
+        add_test_arguments(parser)
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
-        parser.add_argument(
-            "--timeout", type=float, default=None, help="Whole-test budget in seconds (default MAILADMIN_TEST_TIMEOUT)."
-        )
 
     def handle(self, *args, to: str, json: bool, timeout: float | None, **options):
-        if to:
-            try:
-                validate_email(to)
-            except ValidationError:
-                raise CommandError(
-                    gettext("--to: '%(address)s' is not a valid email address.") % {"address": to}
-                ) from None
+        to = checked_recipient(to)
         settings = OutgoingEmailSettings.load()
         unreadable = settings.unreadable_secrets()
         if unreadable:
