@@ -8,19 +8,11 @@ from settings_app.models import OutgoingEmailSettings
 from settings_app.runner import run_connection_test
 from tests.fakes import tls
 from tests.fakes.smtp import FakeExchange
+from tests.integration.results import commands, failed_step
 
 pytestmark = pytest.mark.django_db
 
 
-def failed_step(record: OutgoingEmailSettings, **kwargs):
-    result = run_connection_test(record.to_connection_settings(), **kwargs)
-    step = result.failed_step
-    assert step is not None, [(s.name, s.status) for s in result.steps]
-    return step
-
-
-def commands(step) -> str:
-    return "\n".join(fix.command for fix in step.finding.fixes)
 
 
 @pytest.mark.parametrize(

@@ -6,24 +6,15 @@ import time
 
 import pytest
 
-from settings_app.models import OutgoingEmailSettings
 from settings_app.runner import run_connection_test
 from tests.fakes import tls
 from tests.fakes.graph import FakeGraph
 from tests.integration.pages import URL, m365_form, steps_on_page
+from tests.integration.results import commands, failed_step
 
 pytestmark = pytest.mark.django_db
 
 
-def failed_step(record: OutgoingEmailSettings, **kwargs):
-    result = run_connection_test(record.to_connection_settings(), **kwargs)
-    step = result.failed_step
-    assert step is not None, [(s.name, s.status) for s in result.steps]
-    return step
-
-
-def commands(step) -> str:
-    return "\n".join(fix.command for fix in step.finding.fixes)
 
 
 def test_no_mail_send_consent_is_told_apart_and_offers_both_ways_to_grant_it(graph_settings, graph_tenant, fake_graph):

@@ -3,27 +3,12 @@ from __future__ import annotations
 import pytest
 
 from settings_app.diagnosis import ENTERPRISE_OBJECT_ID, diagnose
-from settings_app.values import ClientSecret, ConnectionSettings
-
-CLIENT_ID = "6731de76-14a6-49ae-97bc-6eba6914391e"
-MAILBOX = "noreply@contoso.com"
+from settings_app.values import ConnectionSettings
+from tests.unit.settings_values import CLIENT_ID, MAILBOX, connection_settings
 
 
 def m365(**overrides) -> ConnectionSettings:
-    values = dict(
-        protocol="smtp_microsoft365",
-        server="smtp.office365.com",
-        port=587,
-        connection_security="starttls",
-        use_secure_auth=True,
-        username=MAILBOX,
-        sender_email=MAILBOX,
-        client_id=CLIENT_ID,
-        tenant_id="contoso.onmicrosoft.com",
-        credential=ClientSecret("not-shown"),
-    )
-    values.update(overrides)
-    return ConnectionSettings(**values)
+    return connection_settings(**{"protocol": "smtp_microsoft365", **overrides})
 
 
 def fix_text(finding) -> str:
