@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 MESSAGES = "messages_sent"
 TOKEN_REQUESTS = "token_requests"
-TRANSPORTS = ("smtp",)
+TRANSPORTS = ("smtp", "graph")
 RESULTS = ("sent", "failed")
 FLUSH_INTERVAL = 1.0
 _pending: Counter[tuple[str, str]] = Counter()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from django.core import mail
 
-from settings_app.models import OutgoingEmailSettings
+from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
 from tests.fakes.fixtures import AUDIENCE, SUBJECT
 from tests.fakes.identity import GRAPH_RESOURCE
 from tests.integration.pages import (
@@ -82,6 +82,7 @@ def test_a_generated_certificate_fails_with_700027_until_uploaded_then_sends_thr
     assert all(request.had_token for request in fake_graph.requests)
     assert not any(request.had_secret for request in fake_identity.token_requests)
     assert "PRIVATE KEY" not in html
+    assert "PRIVATE KEY" not in str(list(ConnectionTestRun.objects.values()))
 
 
 def test_the_graph_setup_guide_asks_for_the_certificate_not_a_secret(admin_client, on_graph, graph_tenant):
@@ -178,6 +179,7 @@ def test_a_federated_mismatch_over_graph_names_the_three_values_to_register(
     assert f"Issuer {oidc_issuer.issuer}, Subject identifier {SUBJECT}, Audience {AUDIENCE}" in html
     assert fake_graph.requests == []
     assert assertion not in html and assertion.split(".")[2] not in html
+    assert assertion.split(".")[2] not in str(list(ConnectionTestRun.objects.values()))
 
 
 def test_the_graph_setup_guide_asks_for_the_federated_credential(
