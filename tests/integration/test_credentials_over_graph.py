@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import pytest
 from django.core import mail
+from django.utils import timezone
 
+from settings_app import certificates
 from settings_app.models import ConnectionTestRun, OutgoingEmailSettings
+from tests.fakes import pki
 from tests.fakes.fixtures import AUDIENCE, SUBJECT
 from tests.fakes.identity import GRAPH_RESOURCE
 from tests.integration.pages import (
@@ -85,7 +88,9 @@ def test_a_generated_certificate_fails_with_700027_until_uploaded_then_sends_thr
     assert "PRIVATE KEY" not in str(list(ConnectionTestRun.objects.values()))
 
 
-def test_the_graph_setup_guide_asks_for_the_certificate_not_a_secret(admin_client, on_graph, graph_tenant):
+def test_the_graph_setup_guide_asks_for_the_certificate_not_a_secret(
+    admin_client, on_graph, graph_tenant, fake_identity, fake_graph
+):
     saved = generate(admin_client, graph_tenant)
     html = admin_client.get("/settings/outgoing-email/setup/").content.decode()
     assert 'data-guide-step="certificate"' in html
@@ -94,6 +99,26 @@ def test_the_graph_setup_guide_asks_for_the_certificate_not_a_secret(admin_clien
     assert 'data-guide-step="graph-permission"' in html
     assert "Client ID, Tenant ID and the credential from the steps above" in html
     assert "Client secret from the steps above" not in html
+    assert 'data-guide-step="certificate" data-proven' not in html
+
+    fake_identity.upload_certificate(graph_tenant.app, download_certificate(admin_client))
+    assert failed_steps(save_and_test(admin_client, graph_tenant)) == []
+    html = admin_client.get("/settings/outgoing-email/setup/").content.decode()
+    assert 'data-guide-step="certificate" data-proven' in html
+
+
+def test_an_expired_certificate_is_refused_over_graph_before_asking_entra(
+    admin_client, on_graph, graph_tenant, fake_identity, fake_graph
+):
+    generate(admin_client, graph_tenant)
+    expired = pki.issue(valid_from_days=-40, valid_for_days=20)
+    saved = OutgoingEmailSettings.load()
+    saved.certificate, saved.certificate_key = expired.certificate, expired.private_key
+    saved.save()
+    html = save_and_test(admin_client, graph_tenant)
+    assert failed_steps(html) == [("token", "certificate-expired")]
+    assert certificates.describe(expired.certificate).thumbprint in html
+    assert fake_identity.token_requests == [] and fake_graph.requests == []
 
 
 def test_a_rotation_over_graph_promotes_the_pending_certificate_only_after_a_passing_test(
@@ -191,3 +216,15 @@ def test_the_graph_setup_guide_asks_for_the_federated_credential(
     assert 'data-guide-step="federated-credential"' in html
     assert 'data-guide-step="client-secret"' not in html
     assert oidc_issuer.issuer in html and SUBJECT in html
+
+
+def test_the_page_warns_before_the_certificate_in_use_over_graph_expires(admin_client, graph_settings):
+    bundle = certificates.generate(14)
+    graph_settings.credential_type = "certificate"
+    graph_settings.certificate, graph_settings.certificate_key = bundle.certificate, bundle.private_key
+    graph_settings.save()
+    html = admin_client.get(URL).content.decode()
+    days_left = bundle.info.days_left(timezone.localdate())
+    assert f'id="certificate-expiry-warning" data-days-left="{days_left}"' in html
+    assert 'id="monitor-expiry" data-credential="certificate"' in html
+    assert 'id="secret-expiry-warning"' not in html
