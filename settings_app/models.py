@@ -220,15 +220,15 @@ class OutgoingEmailSettings(models.Model):
 
     def certificate_expiry(self, today: datetime.date) -> SecretExpiry | None:
         """How close the certificate in use is to its expiry (read from the certificate itself)."""
-        not_after = self._certificate_not_after()
-        return _expiry(not_after.date(), today) if not_after else None
+        info = self._certificate_in_use()
+        return _expiry(info.not_after.date(), today) if info else None
 
-    def _certificate_not_after(self) -> datetime.datetime | None:
-        """When the active certificate ends (UTC), when it is the credential in use and readable."""
+    def _certificate_in_use(self) -> certificates.CertificateInfo | None:
+        """The active certificate, when it is the credential in use and readable."""
         if not self.uses_entra_id or self.credential_type != CredentialType.CERTIFICATE or not self.certificate:
             return None
         try:
-            return certificates.describe(self.certificate).not_after
+            return certificates.describe(self.certificate)
         except certificates.CertificateProblem:
             return None
 
@@ -236,9 +236,9 @@ class OutgoingEmailSettings(models.Model):
         """The end of the credential in use, for the monitor and the metrics: the client secret's
         "Secret expires on" (as the administrator entered it) or the active certificate's notAfter;
         None for the federated credential (its assertions are short-lived) or when none is known."""
-        not_after = self._certificate_not_after()
-        if not_after is not None:
-            return CredentialExpiry("certificate", not_after.date(), not_after, self.certificate_thumbprint)
+        info = self._certificate_in_use()
+        if info is not None:
+            return CredentialExpiry("certificate", info.not_after.date(), info.not_after, info.thumbprint)
         if self.uses_entra_id and self.credential_type == CredentialType.SECRET and self.client_secret_expires_on:
             day = self.client_secret_expires_on
             start = datetime.datetime.combine(day, datetime.time(), tzinfo=datetime.UTC)
