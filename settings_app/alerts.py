@@ -22,7 +22,8 @@ EVENTS = ("failing", "recovered", "expiring", "test")
 
 @dataclass(frozen=True)
 class Check:
-    """One scheduled check as the alerts see it. ``expiries`` maps a credential to its expiry date."""
+    """One scheduled check as the alerts see it. ``expiries`` maps the credential in use
+    ("client_secret" or "certificate") to its expiry date."""
 
     outcome: str
     at: datetime.datetime
@@ -114,20 +115,38 @@ def _expiry_alerts(previous: dict, check: Check, today: datetime.date) -> tuple[
 
 def _expiring(credential: str, expires_on: datetime.date, days_left: int, check: Check) -> Alert:
     values = {"days": days_left, "date": expires_on.isoformat()}
-    if days_left < 0:
-        title = gettext("The client secret expired on %(date)s: mail cannot be sent.") % values
-    elif days_left == 0:
-        title = gettext("The client secret expires today (%(date)s).") % values
+    # Whole sentences per credential, so that a translation can agree with each noun.
+    if credential == "certificate":
+        if days_left < 0:
+            title = gettext("The certificate expired on %(date)s: mail cannot be sent.") % values
+        elif days_left == 0:
+            title = gettext("The certificate expires today (%(date)s).") % values
+        else:
+            title = ngettext(
+                "The certificate expires in %(days)s day (%(date)s).",
+                "The certificate expires in %(days)s days (%(date)s).",
+                days_left,
+            ) % values
+        fix = gettext(
+            "On the Outgoing Email page press 'Generate certificate' (the certificate in use keeps working), "
+            "upload the new one to Azure portal > App registrations > your app > Certificates & secrets > "
+            "Certificates, then press Save and test."
+        )
     else:
-        title = ngettext(
-            "The client secret expires in %(days)s day (%(date)s).",
-            "The client secret expires in %(days)s days (%(date)s).",
-            days_left,
-        ) % values
-    fix = gettext(
-        "Azure portal > App registrations > your app > Certificates & secrets: create a new client secret "
-        "and paste its Value on the Outgoing Email page."
-    )
+        if days_left < 0:
+            title = gettext("The client secret expired on %(date)s: mail cannot be sent.") % values
+        elif days_left == 0:
+            title = gettext("The client secret expires today (%(date)s).") % values
+        else:
+            title = ngettext(
+                "The client secret expires in %(days)s day (%(date)s).",
+                "The client secret expires in %(days)s days (%(date)s).",
+                days_left,
+            ) % values
+        fix = gettext(
+            "Azure portal > App registrations > your app > Certificates & secrets: create a new client secret "
+            "and paste its Value on the Outgoing Email page."
+        )
     code = f"{credential}-expired" if days_left < 0 else f"{credential}-expiring"
     return Alert("expiring", check.outcome, check.at, "token", code, title, fix, check.url, expires_on)
 

@@ -17,7 +17,6 @@ count must not stop mail.
 from __future__ import annotations
 
 import atexit
-import datetime
 import hmac
 import logging
 import threading
@@ -42,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 MESSAGES = "messages_sent"
 TOKEN_REQUESTS = "token_requests"
-TRANSPORTS = ("smtp",)
+TRANSPORTS = ("smtp", "graph")
 RESULTS = ("sent", "failed")
 FLUSH_INTERVAL = 1.0
 _pending: Counter[tuple[str, str]] = Counter()
@@ -128,10 +127,6 @@ def _counter_values(name: str) -> dict[str, int]:
     return dict(MetricCounter.objects.filter(name=name).values_list("labels", "value"))
 
 
-def _expiry_timestamp(day: datetime.date) -> float:
-    return datetime.datetime.combine(day, datetime.time(), tzinfo=datetime.UTC).timestamp()
-
-
 class DatabaseCollector(Collector):
     """Every mailadmin metric, read from the database when Prometheus scrapes."""
 
@@ -140,12 +135,14 @@ class DatabaseCollector(Collector):
         yield from self._latest_test()
         expiry = GaugeMetricFamily(
             "mailadmin_credential_expiry_timestamp_seconds",
-            "When a saved credential expires (Unix time, start of its expiry day in UTC).",
+            "When the credential in use expires (Unix time): credential=\"certificate\" at the certificate's "
+            "notAfter, credential=\"client_secret\" at the start of its expiry day in UTC.",
             labels=["credential"],
         )
         saved = OutgoingEmailSettings.objects.filter(pk=OutgoingEmailSettings.SINGLETON_PK).first()
-        if saved is not None and saved.uses_entra_id and saved.client_secret_expires_on:
-            expiry.add_metric(["client_secret"], _expiry_timestamp(saved.client_secret_expires_on))
+        ends = saved.credential_expiry() if saved is not None else None
+        if ends is not None:
+            expiry.add_metric([ends.credential], ends.ends_at.timestamp())
         yield expiry
         messages = CounterMetricFamily(
             "mailadmin_messages_sent",

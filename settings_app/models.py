@@ -41,6 +41,17 @@ class SecretExpiry:
         return self.days_left < 0
 
 
+@dataclass(frozen=True)
+class CredentialExpiry:
+    """When the credential in use ends. ``credential`` is "client_secret" or "certificate" (the
+    metrics' label and the alerts' key); ``ends_at`` is the exact moment (a secret: its day's start, UTC)."""
+
+    credential: str
+    expires_on: datetime.date
+    ends_at: datetime.datetime
+    thumbprint: str = ""
+
+
 def _expiry(expires_on: datetime.date | None, today: datetime.date) -> SecretExpiry | None:
     """An expiry worth a warning: within SECRET_EXPIRY_WARNINGS days, or past."""
     if expires_on is None:
@@ -209,13 +220,30 @@ class OutgoingEmailSettings(models.Model):
 
     def certificate_expiry(self, today: datetime.date) -> SecretExpiry | None:
         """How close the certificate in use is to its expiry (read from the certificate itself)."""
+        info = self._certificate_in_use()
+        return _expiry(info.not_after.date(), today) if info else None
+
+    def _certificate_in_use(self) -> certificates.CertificateInfo | None:
+        """The active certificate, when it is the credential in use and readable."""
         if not self.uses_entra_id or self.credential_type != CredentialType.CERTIFICATE or not self.certificate:
             return None
         try:
-            not_after = certificates.describe(self.certificate).not_after
+            return certificates.describe(self.certificate)
         except certificates.CertificateProblem:
             return None
-        return _expiry(not_after.date(), today)
+
+    def credential_expiry(self) -> CredentialExpiry | None:
+        """The end of the credential in use, for the monitor and the metrics: the client secret's
+        "Secret expires on" (as the administrator entered it) or the active certificate's notAfter;
+        None for the federated credential (its assertions are short-lived) or when none is known."""
+        info = self._certificate_in_use()
+        if info is not None:
+            return CredentialExpiry("certificate", info.not_after.date(), info.not_after, info.thumbprint)
+        if self.uses_entra_id and self.credential_type == CredentialType.SECRET and self.client_secret_expires_on:
+            day = self.client_secret_expires_on
+            start = datetime.datetime.combine(day, datetime.time(), tzinfo=datetime.UTC)
+            return CredentialExpiry("client_secret", day, start)
+        return None
 
     def unreadable_secrets(self) -> list[str]:
         """Names of secret fields whose stored value no configured key decrypts."""

@@ -21,7 +21,14 @@ from django.utils.translation import gettext
 
 from settings_app import alerts, webhooks
 from settings_app.history import record_test_run
-from settings_app.models import AlertDelivery, ConnectionTestRun, MonitorState, OutgoingEmailSettings, WebhookKind
+from settings_app.models import (
+    AlertDelivery,
+    ConnectionTestRun,
+    CredentialType,
+    MonitorState,
+    OutgoingEmailSettings,
+    WebhookKind,
+)
 from settings_app.runner import ConnectionTestResult, run_connection_test
 
 CLAIM_ATTEMPTS = 5
@@ -79,9 +86,8 @@ def check_once(*, to: str = "", timeout: float | None = None) -> CheckReport:
 def _observe(result: ConnectionTestResult, run: ConnectionTestRun, saved: OutgoingEmailSettings) -> alerts.Check:
     failed = result.failed_step
     finding = failed.finding if failed is not None else None
-    expiries = {}
-    if saved.uses_entra_id and saved.client_secret_expires_on:
-        expiries["client_secret"] = saved.client_secret_expires_on
+    expiry = saved.credential_expiry()
+    expiries = {expiry.credential: expiry.expires_on} if expiry else {}
     return alerts.Check(
         outcome=result.outcome,
         at=run.created_at,
@@ -164,5 +170,11 @@ def monitor_status() -> dict:
         "webhook_saved": isinstance(url, str) and bool(url),
         "webhook_kind": saved.get_alert_webhook_kind_display() if saved is not None else "",
         "alerts": list(AlertDelivery.objects.all()[:RECENT_ALERTS]),
+        # The credential whose expiry the check alerts about (the one in use), or a secret without its date.
+        "expiry": saved.credential_expiry() if saved is not None else None,
+        "secret_date_missing": saved is not None
+        and saved.uses_entra_id
+        and saved.credential_type == CredentialType.SECRET
+        and not saved.client_secret_expires_on,
         "command": SCHEDULE_COMMAND,
     }

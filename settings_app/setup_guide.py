@@ -251,7 +251,7 @@ def _graph_panel_steps(v: SetupValues) -> list[GuideStep]:
                 _("Protocol: Microsoft 365 (Graph API). Server, port and connection security do not apply."),
                 _("Username and Sender Email: the same mailbox (%(mailbox)s). 'Use user's email as sender': off.")
                 % {"mailbox": v.mailbox},
-                _("Client ID, Tenant ID and Client secret from the steps above, then press Save and test."),
+                _("Client ID, Tenant ID and the credential from the steps above, then press Save and test."),
             ),
         ),
         GuideStep(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import re
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from settings_app.models import OutgoingEmailSettings
 from tests.fakes.fixtures import GraphTenant, M365Tenant
 
 URL = "/settings/outgoing-email/"
+CERTIFICATE_URL = "/settings/outgoing-email/certificate.pem"
 SAVED_FIELDS = tuple(
     name
     for name in OutgoingEmailSettings.EDITABLE_FIELDS
@@ -96,18 +101,26 @@ def graph_form(tenant: GraphTenant, **overrides: str) -> dict[str, str]:
     return data
 
 
-def certificate_form(tenant: M365Tenant, **overrides: str) -> dict[str, str]:
-    """``m365_form`` with the certificate credential (and no client secret)."""
-    data = m365_form(tenant, credential_type="certificate", **overrides)
+def _with_credential(data: dict[str, str], kind: str) -> dict[str, str]:
+    """``data`` with the ``kind`` credential instead of the client secret."""
+    data["credential_type"] = kind
     del data["client_secret"]
     return data
+
+
+def certificate_form(tenant: M365Tenant, **overrides: str) -> dict[str, str]:
+    """``m365_form`` with the certificate credential (and no client secret)."""
+    return _with_credential(m365_form(tenant, **overrides), "certificate")
 
 
 def federated_form(tenant: M365Tenant, **overrides: str) -> dict[str, str]:
     """``m365_form`` with the federated credential (and no client secret)."""
-    data = m365_form(tenant, credential_type="federated", **overrides)
-    del data["client_secret"]
-    return data
+    return _with_credential(m365_form(tenant, **overrides), "federated")
+
+
+def graph_credential_form(tenant: GraphTenant, kind: str, **overrides: str) -> dict[str, str]:
+    """``graph_form`` with the ``kind`` credential ("certificate" or "federated"), no client secret."""
+    return _with_credential(graph_form(tenant, **overrides), kind)
 
 
 def plain_smtp_form(smtp_server, **overrides: str) -> dict[str, str]:
@@ -143,3 +156,20 @@ def steps_on_page(html: str) -> list[tuple[str, str, str]]:
 
 def failed_steps(html: str) -> list[tuple[str, str]]:
     return [(name, code) for name, status, code in steps_on_page(html) if status == "failed"]
+
+
+def download_certificate(client) -> str:
+    """The public certificate the page offers for upload (the pending one when there is one)."""
+    response = client.get(CERTIFICATE_URL)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def sent_x5t(fake_identity) -> str:
+    """The certificate thumbprint of the last assertion Entra ID received (msal pads it; RFC 7515 does not)."""
+    return fake_identity.token_requests[-1].assertion["header"]["x5t"].rstrip("=")
+
+
+def x5t_of(pem: str) -> str:
+    digest = x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA1())
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

@@ -6,12 +6,10 @@ not yet); rotated through a pending certificate while the backend keeps sending.
 
 from __future__ import annotations
 
-import base64
 import datetime
 import io
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from django.core import mail
 from django.core.management import call_command
@@ -21,11 +19,20 @@ from django.utils import timezone
 from settings_app import certificates, credentials
 from settings_app.models import OutgoingEmailSettings, SettingsChange
 from tests.fakes import pki
-from tests.integration.pages import URL, certificate_form, failed_steps, steps_on_page
+from tests.integration.pages import (
+    CERTIFICATE_URL,
+    URL,
+    certificate_form,
+    download_certificate,
+    failed_steps,
+    sent_x5t,
+    steps_on_page,
+    x5t_of,
+)
 
 pytestmark = pytest.mark.django_db
 
-PEM_URL = "/settings/outgoing-email/certificate.pem"
+PEM_URL = CERTIFICATE_URL
 RECIPIENT = "someone@example.net"
 
 
@@ -44,22 +51,6 @@ def post(client, data: dict, **files) -> str:
 def generate(client, tenant, **overrides) -> OutgoingEmailSettings:
     post(client, certificate_form(tenant, action="generate_certificate", **overrides))
     return OutgoingEmailSettings.load()
-
-
-def download(client) -> str:
-    response = client.get(PEM_URL)
-    assert response.status_code == 200
-    return response.content.decode()
-
-
-def sent_x5t(fake_identity) -> str:
-    """The certificate thumbprint of the last assertion Entra ID received (msal pads it; RFC 7515 does not)."""
-    return fake_identity.token_requests[-1].assertion["header"]["x5t"].rstrip("=")
-
-
-def x5t_of(pem: str) -> str:
-    digest = x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA1())
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 @pytest.fixture
@@ -91,7 +82,7 @@ def test_a_generated_certificate_fails_with_700027_until_uploaded_then_passes(
     assert request.assertion["header"]["alg"] == "RS256"
     assert request.assertion["claims"]["iss"] == request.assertion["claims"]["sub"] == m365_tenant.client_id
 
-    fake_identity.upload_certificate(m365_tenant.app, download(admin_client))
+    fake_identity.upload_certificate(m365_tenant.app, download_certificate(admin_client))
     html = post(admin_client, certificate_form(m365_tenant))
     assert failed_steps(html) == []
     assert ("auth", "ok", "") in steps_on_page(html)
@@ -132,7 +123,7 @@ def test_the_download_needs_a_login_and_the_permission(client, admin_client, dja
     assert client.get(PEM_URL).status_code == 403
 
 
-def test_without_a_certificate_there_is_nothing_to_download(admin_client):
+def test_without_a_certificate_there_is_nothing_to_download_certificate(admin_client):
     assert admin_client.get(PEM_URL).status_code == 404
 
 
@@ -211,7 +202,7 @@ def test_rotation_keeps_the_active_certificate_until_the_pending_one_passes(
     admin_client, on_fakes, m365_tenant, fake_identity, fake_smtp, backend
 ):
     first = generate(admin_client, m365_tenant)
-    fake_identity.upload_certificate(m365_tenant.app, download(admin_client))
+    fake_identity.upload_certificate(m365_tenant.app, download_certificate(admin_client))
     assert failed_steps(post(admin_client, certificate_form(m365_tenant))) == []
     old = first.certificate_thumbprint
 
@@ -221,7 +212,7 @@ def test_rotation_keeps_the_active_certificate_until_the_pending_one_passes(
     html = admin_client.get(URL).content.decode()
     assert f'data-certificate="active" data-thumbprint="{old}"' in html
     assert f'data-certificate="pending" data-thumbprint="{new}"' in html
-    assert certificates.describe(download(admin_client)).thumbprint == new
+    assert certificates.describe(download_certificate(admin_client)).thumbprint == new
 
     # The backend keeps sending with the active certificate.
     mail.send_mail("During rotation", "Body.", None, [RECIPIENT])
@@ -235,7 +226,7 @@ def test_rotation_keeps_the_active_certificate_until_the_pending_one_passes(
     assert OutgoingEmailSettings.load().certificate_thumbprint == old
     mail.send_mail("Still sending", "Body.", None, [RECIPIENT])
 
-    fake_identity.upload_certificate(m365_tenant.app, download(admin_client))
+    fake_identity.upload_certificate(m365_tenant.app, download_certificate(admin_client))
     assert failed_steps(post(admin_client, certificate_form(m365_tenant))) == []
     promoted = OutgoingEmailSettings.load()
     assert (promoted.certificate_thumbprint, promoted.pending_certificate_thumbprint) == (new, "")

@@ -133,3 +133,18 @@ def test_counts_made_between_flushes_are_written_when_a_request_ends(db):
     assert stored() == start, "written at most once per FLUSH_INTERVAL while sending"
     Client().get("/healthz")
     assert stored() == start + 1
+
+
+def test_graph_sends_are_counted_under_their_transport(public, settings, tmp_path, graph_settings, fake_graph):
+    settings.EMAIL_BACKEND = "settings_app.backends.OutgoingEmailBackend"
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                    "LOCATION": str(tmp_path / "cache")}
+    }
+    sent = ("mailadmin_messages_sent_total", (("result", "sent"), ("transport", "graph")))
+    before = scrape()
+    assert before[sent] == 0, "the series exists before the first message"
+    messages = [EmailMessage(f"Message {n}", "Body.", None, ["someone@example.net"]) for n in range(2)]
+    assert get_connection().send_messages(messages) == 2
+    assert scrape()[sent] - before[sent] == 2
+    assert len(fake_graph.messages) == 2

@@ -86,6 +86,38 @@ class TestExpiry:
         assert alerts[0].expires_on == expires_on and "14" in alerts[0].title
         assert decide(state, passing(expiries={"client_secret": expires_on}), TODAY)[0] == []
 
+    @pytest.mark.parametrize(
+        ("days_left", "title"),
+        [
+            (14, "The certificate expires in 14 days ("),
+            (1, "The certificate expires in 1 day ("),
+            (0, "The certificate expires today ("),
+            (-2, "The certificate expired on "),
+        ],
+    )
+    def test_a_certificate_is_named_with_its_own_fix(self, days_left, title):
+        expires_on = TODAY + datetime.timedelta(days=days_left)
+        (alert,), state = decide(State(), passing(expiries={"certificate": expires_on}), TODAY)
+        assert alert.title.startswith(title) and expires_on.isoformat() in alert.title
+        assert alert.code == ("certificate-expired" if days_left < 0 else "certificate-expiring")
+        assert "Generate certificate" in alert.fix and "client secret" not in alert.fix
+        assert list(state.expiry) == ["certificate"]
+
+    def test_each_certificate_threshold_alerts_once(self):
+        expires_on = TODAY + datetime.timedelta(days=31)
+        state, sent = State(), []
+        for day in range(0, 40):
+            today = TODAY + datetime.timedelta(days=day)
+            alerts, state = decide(state, passing(expiries={"certificate": expires_on}), today)
+            sent += [(31 - day, alert.code) for alert in alerts]
+        assert sent == [
+            (30, "certificate-expiring"),
+            (14, "certificate-expiring"),
+            (7, "certificate-expiring"),
+            (1, "certificate-expiring"),
+            (0, "certificate-expiring"),
+        ]
+
     def test_a_new_secret_with_a_later_date_starts_over(self):
         old = TODAY + datetime.timedelta(days=3)
         _, state = decide(State(), passing(expiries={"client_secret": old}), TODAY)

@@ -33,9 +33,9 @@ class _Secret:
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every stored secret (SMTP password, client secret) with the first key of "
-        "MAILADMIN_ENCRYPTION_KEYS. Run it after putting a new key first and restarting; then the old "
-        "keys can be removed. All or nothing: if any secret cannot be decrypted, nothing is changed."
+        "Re-encrypt every stored secret (SMTP password, client secret, certificate private keys, webhook URL) "
+        "with the first key of MAILADMIN_ENCRYPTION_KEYS. Run it after putting a new key first and restarting; "
+        "then the old keys can be removed. All or nothing: if any secret cannot be decrypted, nothing is changed."
     )
 
     def handle(self, *args, **options) -> None:
