@@ -75,14 +75,17 @@ class Admission:
 
 
 def admit(settings: OutgoingEmailSettings, user) -> Admission:
-    """Reserve a test for ``user`` on ``settings``, or raise TestRefused."""
+    """Reserve a test for ``user`` on ``settings``, or raise TestRefused.
+
+    The user's own limits are judged first: a second post of a user whose test runs is
+    ``busy``, and must not hold one of this process's slots meanwhile (others would be told
+    the server is full). A reservation that then finds no slot is withdrawn.
+    """
+    run = _reserve(settings, user)
     if not SLOTS.acquire(django_settings.MAILADMIN_MAX_CONCURRENT_TESTS):
+        ConnectionTestRun.objects.filter(pk=run.pk).delete()
         raise TestRefused("server-busy")
-    try:
-        return Admission(_reserve(settings, user))
-    except BaseException:
-        SLOTS.release()
-        raise
+    return Admission(run)
 
 
 def _reserve(settings: OutgoingEmailSettings, user) -> ConnectionTestRun:
