@@ -36,6 +36,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.backends.smtp import EmailBackend
 from django.core.mail.message import sanitize_address
+from django.db import DatabaseError, transaction
 from django.utils.functional import cached_property
 from django.views.decorators.debug import sensitive_variables
 
@@ -167,13 +168,27 @@ class OutgoingEmailBackend(EmailBackend):
         if self.connection is not None:
             return False
         try:
-            config = self._load_settings()
+            config = self._settings_or_error()
             self.connection = self._connect(config)
         except OutgoingEmailError:
             if not self.fail_silently:
                 raise
             return None
         return True
+
+    def _settings_or_error(self) -> ConnectionSettings:
+        try:
+            # A savepoint: a caller's transaction stays usable after the failure.
+            with transaction.atomic():
+                return self._load_settings()
+        except DatabaseError as exc:
+            # As a failure of the mail path, so that fail_silently holds for it too.
+            raise OutgoingEmailError(
+                "settings",
+                "database-unavailable",
+                "The outgoing email settings cannot be read",
+                f"The database did not answer ({type(exc).__name__}).",
+            ) from None
 
     @sensitive_variables()
     def _load_settings(self) -> ConnectionSettings:

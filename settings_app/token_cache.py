@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.views.decorators.debug import sensitive_variables
@@ -64,27 +64,43 @@ def get_token(provider: TokenProvider, *, deadline: Deadline) -> AccessToken:
 
     A valid shared token is returned without any network call (``source == "cache"``).
     Otherwise one process at a time asks the identity service (``source ==
-    "identity_provider"``) and stores the result for the others.
+    "identity_provider"``) and stores the result for the others. The cache never stops
+    mail: when the database cannot be read or written, the identity service is asked.
     """
     key = provider.cache_key
-    token_cache = _load(key)
+    token_cache = _unshared(_load, key) or SharedTokenCache()
     cached = provider.cached_token(token_cache, RENEWAL_MARGIN)
     if cached is not None:
         return cached
-    leased = _take_lease(key, max(1.0, deadline.budget))
+    leased = _unshared(_take_lease, key, max(1.0, deadline.budget))
     try:
-        if not leased:
+        if leased is False:
             token_cache, cached = _wait_for_other_process(provider, deadline)
             if cached is not None:
                 return cached
         metrics.count_token_request()
         token = provider.acquire(deadline, token_cache)
         if token_cache.changed:
-            _store(key, token_cache)
+            _unshared(_store, key, token_cache)
         return token
     finally:
         if leased:
-            CachedAccessToken.objects.filter(key=key).update(lease_until=0)
+            _unshared(_release_lease, key)
+
+
+def _unshared(operation, *args):
+    """``operation(*args)``, or None when the database fails it (in a savepoint, so that an
+    enclosing transaction stays usable)."""
+    try:
+        with transaction.atomic():
+            return operation(*args)
+    except DatabaseError:
+        logger.warning("The shared token cache is unavailable (database error); going without it.")
+        return None
+
+
+def _release_lease(key: str) -> None:
+    CachedAccessToken.objects.filter(key=key).update(lease_until=0)
 
 
 def forget(key: str) -> None:
@@ -129,7 +145,7 @@ def _wait_for_other_process(provider: TokenProvider, deadline: Deadline) -> tupl
     """Another process is fetching a token: wait briefly for it rather than ask too."""
     give_up = time.monotonic() + min(LOCK_WAIT, deadline.remaining() / 2)
     while True:
-        token_cache = _load(provider.cache_key)
+        token_cache = _unshared(_load, provider.cache_key) or SharedTokenCache()
         cached = provider.cached_token(token_cache, RENEWAL_MARGIN)
         if cached is not None or time.monotonic() >= give_up:
             return token_cache, cached

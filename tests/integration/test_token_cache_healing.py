@@ -67,3 +67,40 @@ def test_fail_silently_holds_when_the_identity_service_is_down(outgoing, fake_id
     fake_identity.respond_with_status(503)
     assert send_mail("Lost", "Body.", None, [RECIPIENT], fail_silently=True) == 0
     assert fake_smtp.messages == []
+
+
+@pytest.fixture
+def token_table_gone(outgoing):
+    """The token cache's table renamed away for the test (DDL is transactional here and rolled back)."""
+    from django.db import connection
+
+    table = CachedAccessToken._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {table} RENAME TO {table}_away")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {table}_away RENAME TO {table}")
+
+
+def test_an_unreadable_cache_table_does_not_stop_mail(outgoing, token_table_gone, fake_identity, fake_smtp):
+    assert send_mail("Without the cache", "Body.", None, [RECIPIENT]) == 1
+    assert send_mail("Still without it", "Body.", None, [RECIPIENT]) == 1
+
+    assert [received.subject for received in fake_smtp.messages] == ["Without the cache", "Still without it"]
+    assert len(fake_identity.token_requests) == 2
+
+
+def test_fail_silently_holds_when_the_settings_cannot_be_read(outgoing, fake_smtp):
+    from django.db import connection
+
+    table = outgoing._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {table} RENAME TO {table}_away")
+    try:
+        assert send_mail("Lost", "Body.", None, [RECIPIENT], fail_silently=True) == 0
+        with pytest.raises(OSError, match="database-unavailable"):
+            send_mail("Raised", "Body.", None, [RECIPIENT])
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {table}_away RENAME TO {table}")
+    assert fake_smtp.messages == []
