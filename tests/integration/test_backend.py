@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import smtplib
-import subprocess
-import sys
 import time
 from email.utils import getaddresses
 from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
 from django.core.mail import EmailMessage, send_mail
 
 from settings_app import crypto, token_cache
@@ -23,6 +19,7 @@ from settings_app.runner import run_connection_test
 from settings_app.tls import shared_trust
 from settings_app.token_cache import RENEWAL_MARGIN
 from tests.fakes.fixtures import make_client_secret
+from tests.integration.processes import manage, project_environment
 
 pytestmark = pytest.mark.django_db
 
@@ -380,59 +377,12 @@ def test_explicit_arguments_win_over_the_saved_settings(plain_smtp, fake_smtp):
 
 # --- Django's sendtestemail, three processes ---------------------------------------------
 
-SETUP = """
-import os
-from settings_app.models import OutgoingEmailSettings
-saved = OutgoingEmailSettings.load()
-saved.protocol = "smtp_microsoft365"
-saved.server = "localhost"
-saved.port = int(os.environ["TEST_SMTP_PORT"])
-saved.connection_security = "starttls"
-saved.username = saved.sender_email = os.environ["TEST_MAILBOX"]
-saved.client_id = os.environ["TEST_CLIENT_ID"]
-saved.tenant_id = os.environ["TEST_TENANT_ID"]
-saved.client_secret = os.environ["TEST_CLIENT_SECRET"]
-saved.save()
-"""
-
-
 def test_three_sendtestemail_processes_make_one_token_request(
     tmp_path, ca_bundle_path, fake_identity, fake_smtp, m365_tenant
 ):
-    environment = {
-        **{
-            name: value
-            for name, value in os.environ.items()
-            if not name.startswith(("MAILADMIN_", "DJANGO_")) and name != "DATABASE_URL"
-        },
-        "DJANGO_SETTINGS_MODULE": "mailadmin.settings",
-        "MAILADMIN_INSTANCE_DIR": str(tmp_path / "instance"),
-        "MAILADMIN_SQLITE_PATH": str(tmp_path / "db.sqlite3"),
-        "MAILADMIN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "MAILADMIN_AUTHORITY_HOST": fake_identity.authority_host,
-        "MAILADMIN_CA_BUNDLE": str(ca_bundle_path),
-        "TEST_SMTP_PORT": str(m365_tenant.smtp_port),
-        "TEST_MAILBOX": m365_tenant.mailbox,
-        "TEST_CLIENT_ID": m365_tenant.client_id,
-        "TEST_TENANT_ID": m365_tenant.tenant_id,
-        "TEST_CLIENT_SECRET": m365_tenant.client_secret,
-    }
-
-    def manage(*arguments: str) -> None:
-        done = subprocess.run(
-            [sys.executable, "manage.py", *arguments],
-            cwd=PROJECT,
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-
-    manage("migrate", "--verbosity", "0")
-    manage("shell", "--command", SETUP)
+    environment = project_environment(tmp_path, ca_bundle_path, fake_identity, m365_tenant)
     for _ in range(3):
-        manage("sendtestemail", RECIPIENT)
+        manage(environment, "sendtestemail", RECIPIENT)
 
     assert len(fake_identity.token_requests) == 1
     assert len(fake_smtp.messages) == 3
