@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, gettext_lazy, ngettext_lazy
 
 # Days before a credential's expiry at which an alert goes out; 0 is "at expiry".
 EXPIRY_THRESHOLDS = (30, 14, 7, 1, 0)
@@ -113,40 +113,44 @@ def _expiry_alerts(previous: dict, check: Check, today: datetime.date) -> tuple[
     return alerts, expiry
 
 
-def _expiring(credential: str, expires_on: datetime.date, days_left: int, check: Check) -> Alert:
-    values = {"days": days_left, "date": expires_on.isoformat()}
-    # Whole sentences per credential, so that a translation can agree with each noun.
-    if credential == "certificate":
-        if days_left < 0:
-            title = gettext("The certificate expired on %(date)s: mail cannot be sent.") % values
-        elif days_left == 0:
-            title = gettext("The certificate expires today (%(date)s).") % values
-        else:
-            title = ngettext(
-                "The certificate expires in %(days)s day (%(date)s).",
-                "The certificate expires in %(days)s days (%(date)s).",
-                days_left,
-            ) % values
-        fix = gettext(
+# Whole sentences per credential, so that a translation can agree with each noun:
+# (expired, expires today, expires in N days, the fix).
+_EXPIRY_TEXTS = {
+    "certificate": (
+        gettext_lazy("The certificate expired on %(date)s: mail cannot be sent."),
+        gettext_lazy("The certificate expires today (%(date)s)."),
+        ngettext_lazy(
+            "The certificate expires in %(days)s day (%(date)s).",
+            "The certificate expires in %(days)s days (%(date)s).",
+            "days",
+        ),
+        gettext_lazy(
             "On the Outgoing Email page press 'Generate certificate' (the certificate in use keeps working), "
             "upload the new one to Azure portal > App registrations > your app > Certificates & secrets > "
             "Certificates, then press Save and test."
-        )
-    else:
-        if days_left < 0:
-            title = gettext("The client secret expired on %(date)s: mail cannot be sent.") % values
-        elif days_left == 0:
-            title = gettext("The client secret expires today (%(date)s).") % values
-        else:
-            title = ngettext(
-                "The client secret expires in %(days)s day (%(date)s).",
-                "The client secret expires in %(days)s days (%(date)s).",
-                days_left,
-            ) % values
-        fix = gettext(
+        ),
+    ),
+    "client_secret": (
+        gettext_lazy("The client secret expired on %(date)s: mail cannot be sent."),
+        gettext_lazy("The client secret expires today (%(date)s)."),
+        ngettext_lazy(
+            "The client secret expires in %(days)s day (%(date)s).",
+            "The client secret expires in %(days)s days (%(date)s).",
+            "days",
+        ),
+        gettext_lazy(
             "Azure portal > App registrations > your app > Certificates & secrets: create a new client secret "
             "and paste its Value on the Outgoing Email page."
-        )
+        ),
+    ),
+}
+
+
+def _expiring(credential: str, expires_on: datetime.date, days_left: int, check: Check) -> Alert:
+    expired, today, coming, fix_text = _EXPIRY_TEXTS.get(credential, _EXPIRY_TEXTS["client_secret"])
+    sentence = expired if days_left < 0 else today if days_left == 0 else coming
+    title = str(sentence % {"days": days_left, "date": expires_on.isoformat()})
+    fix = str(fix_text)
     code = f"{credential}-expired" if days_left < 0 else f"{credential}-expiring"
     return Alert("expiring", check.outcome, check.at, "token", code, title, fix, check.url, expires_on)
 
