@@ -37,18 +37,16 @@ from urllib.parse import unquote, urlsplit
 
 import trustme
 
-from tests.fakes import tls
 from tests.fakes.identity import (
     GRAPH_APP_ID,
     GRAPH_RESOURCE,
     FakeIdentity,
+    HttpsFake,
     InvalidToken,
     RegisteredApp,
     _Handler,
     _Reply,
-    _Server,
 )
-from tests.fakes.loopback import LoopbackServer
 
 MAIL_SEND = "Mail.Send"
 SIZE_LIMIT = 4 * 1024 * 1024
@@ -119,17 +117,18 @@ class _GraphHandler(_Handler):
         self.wfile.write(reply.body)
 
 
-class FakeGraph(LoopbackServer):
+class FakeGraph(HttpsFake):
     """Fake Microsoft Graph on ``https://127.0.0.1:<port>`` (``url``), trusting ``identity``'s tokens.
 
     Mailboxes, scopes and grants persist across ``reset()``; faults, records and
     ``size_limit`` do not (``reset(everything=True)`` clears all).
     """
 
+    handler_class = _GraphHandler
+
     def __init__(self, identity: FakeIdentity, *, server_cert: trustme.LeafCert | None = None) -> None:
-        super().__init__()
+        super().__init__(server_cert=server_cert)
         self.identity = identity
-        self._cert = server_cert
         self.size_limit = SIZE_LIMIT
         self._lock = threading.RLock()
         self._mailboxes: dict[str, GraphMailbox] = {}
@@ -141,40 +140,6 @@ class FakeGraph(LoopbackServer):
         self._requests: list[GraphRequest] = []
         self._messages: list[GraphMessage] = []
         self._errors: list[str] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # lifecycle
-
-    def start(self) -> FakeGraph:
-        if self._server is not None:
-            return self
-        server = _Server(("127.0.0.1", 0), _GraphHandler)
-        server.fake = self  # type: ignore[assignment]
-        server.ssl_context = tls.server_ssl_context(self._cert)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"FakeGraph:{self.port}", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("FakeGraph is not started")
-        return int(self._server.server_address[1])
 
     @property
     def url(self) -> str:

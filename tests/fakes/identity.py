@@ -38,7 +38,7 @@ import traceback
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import parse_qsl, urlsplit
 
 import trustme
@@ -452,55 +452,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(reply.body)
 
 
-class FakeIdentity(LoopbackServer):
-    """Fake Entra ID token service on ``https://127.0.0.1:<port>``.
+class HttpsFake(LoopbackServer):
+    """An HTTPS fake on ``https://127.0.0.1:<port>``: ``handler_class`` serves it in a daemon thread.
 
-    ``authority_host`` + ``"/" + tenant`` is the MSAL authority (use
-    ``instance_discovery=False``). Tenants and apps persist across ``reset()``;
-    faults, records, ``token_lifetime`` and a simulated round trip do not.
+    ``_stop`` is set when it stops, so that stalled requests wake and end.
     """
 
-    def __init__(
-        self,
-        *,
-        server_cert: trustme.LeafCert | None = None,
-        resource: str = EXCHANGE_RESOURCE,
-        token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
-        round_trip: float = 0.0,
-    ) -> None:
+    handler_class: type[http.server.BaseHTTPRequestHandler]
+
+    def __init__(self, *, server_cert: trustme.LeafCert | None = None, round_trip: float = 0.0) -> None:
         super().__init__(round_trip=round_trip)
-        self.resource = resource.rstrip("/")
-        self.default_token_lifetime = token_lifetime
-        self.token_lifetime = token_lifetime
         self._cert = server_cert
-        self._lock = threading.RLock()
         self._stop = threading.Event()
-        self._key = secrets.token_bytes(32)
-        self._tenants: dict[str, Tenant] = {}
-        self._extra_resources: set[str] = set()
-        self._issuer_keys: dict[str, list] = {}
-        self._faults: list[_Fault] = []
-        self._requests: list[RecordedRequest] = []
-        self._errors: list[str] = []
-        self._issued = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
-    # lifecycle
-
-    def start(self) -> FakeIdentity:
+    def start(self) -> Self:
         """Bind 127.0.0.1 on an ephemeral port and serve in a daemon thread."""
         if self._server is not None:
             return self
         self._stop.clear()
-        server = _Server(("127.0.0.1", 0), _Handler)
+        server = _Server(("127.0.0.1", 0), self.handler_class)
         server.fake = self
         server.ssl_context = tls.server_ssl_context(self._cert)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},
-            name=f"FakeIdentity:{self.port}",
+            name=f"{type(self).__name__}:{self.port}",
             daemon=True,
         )
         self._thread.start()
@@ -522,8 +501,41 @@ class FakeIdentity(LoopbackServer):
     @property
     def port(self) -> int:
         if self._server is None:
-            raise RuntimeError("FakeIdentity is not started")
+            raise RuntimeError(f"{type(self).__name__} is not started")
         return int(self._server.server_address[1])
+
+
+class FakeIdentity(HttpsFake):
+    """Fake Entra ID token service on ``https://127.0.0.1:<port>``.
+
+    ``authority_host`` + ``"/" + tenant`` is the MSAL authority (use
+    ``instance_discovery=False``). Tenants and apps persist across ``reset()``;
+    faults, records, ``token_lifetime`` and a simulated round trip do not.
+    """
+
+    handler_class = _Handler
+
+    def __init__(
+        self,
+        *,
+        server_cert: trustme.LeafCert | None = None,
+        resource: str = EXCHANGE_RESOURCE,
+        token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
+        round_trip: float = 0.0,
+    ) -> None:
+        super().__init__(server_cert=server_cert, round_trip=round_trip)
+        self.resource = resource.rstrip("/")
+        self.default_token_lifetime = token_lifetime
+        self.token_lifetime = token_lifetime
+        self._lock = threading.RLock()
+        self._key = secrets.token_bytes(32)
+        self._tenants: dict[str, Tenant] = {}
+        self._extra_resources: set[str] = set()
+        self._issuer_keys: dict[str, list] = {}
+        self._faults: list[_Fault] = []
+        self._requests: list[RecordedRequest] = []
+        self._errors: list[str] = []
+        self._issued = 0
 
     @property
     def authority_host(self) -> str:
