@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
@@ -210,9 +211,14 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         if read_only:
             for field in self.fields.values():
                 field.disabled = True
-        self.helper = FormHelper()
-        self.helper.form_tag = False
-        self.helper.layout = _page_layout()
+
+    @cached_property
+    def helper(self) -> FormHelper:
+        """crispy's layout, built only when the form is shown (a post that is saved never is)."""
+        helper = FormHelper()
+        helper.form_tag = False
+        helper.layout = _page_layout()
+        return helper
 
     @sensitive_variables("saved")
     def _secret_status(self, name: str, hint: str) -> str:
@@ -426,7 +432,6 @@ def _page_layout() -> Layout:
             css_id="alerts-settings",
         ),
         Fieldset(gettext("Test"), "test_recipient"),
-        "version",
     )
 
 

@@ -89,7 +89,8 @@ class OutgoingEmailView(View):
             settings.save()
             record_change(before, settings, request.user)
         recipient = form.cleaned_data.get("test_recipient", "")
-        request.session["test_recipient"] = recipient
+        if request.session.get("test_recipient") != recipient:  # an unchanged session is not written again
+            request.session["test_recipient"] = recipient
         if form.installed_as:
             messages.success(request, _certificate_message(form.installed_as, settings))
         if action == "send_test_alert":
