@@ -62,8 +62,9 @@ def _page_number(request: HttpRequest) -> int:
 
 
 class _HistoryAdmin(_ReadOnlyAdmin):
-    """A history list counts only as far as PAGES_AHEAD pages past the one shown: the cost of a
-    page does not grow with the table, and every page stays reachable by paging on."""
+    """A history list counts only as far as PAGES_AHEAD pages past the one shown: a page costs
+    what its number costs (OFFSET), not what the table's size would, and every page stays
+    reachable by paging on."""
 
     PAGES_AHEAD = 10
     show_full_result_count = False
