@@ -8,6 +8,7 @@ its status is shown). Test history is a record: nobody adds, edits or deletes ru
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.views.main import PAGE_VAR
 from django.core.paginator import Paginator
 from django.http import HttpRequest
 from django.urls import reverse
@@ -32,18 +33,46 @@ class _ReadOnlyAdmin(admin.ModelAdmin):
 
 
 class BoundedCountPaginator(Paginator):
-    """Counts at most COUNT_LIMIT rows: a history list never runs COUNT(*) over the whole table."""
+    """Counts at most ``count_limit`` rows: a history list never runs COUNT(*) over the whole table.
 
-    COUNT_LIMIT = 10_000
+    ``capped`` is True when there are more rows than that; the list then shows "N+"."""
+
+    def __init__(self, *args, count_limit: int = 10_000, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.count_limit = count_limit
+
+    @cached_property
+    def _bounded_count(self) -> int:
+        return self.object_list.order_by()[: self.count_limit + 1].count()
 
     @cached_property
     def count(self) -> int:
-        return self.object_list.order_by()[: self.COUNT_LIMIT].count()
+        return min(self._bounded_count, self.count_limit)
+
+    @property
+    def capped(self) -> bool:
+        return self._bounded_count > self.count_limit
+
+
+def _page_number(request: HttpRequest) -> int:
+    try:
+        return max(1, int(request.GET.get(PAGE_VAR, 1)))
+    except ValueError:
+        return 1
 
 
 class _HistoryAdmin(_ReadOnlyAdmin):
-    paginator = BoundedCountPaginator
+    """A history list counts only as far as PAGES_AHEAD pages past the one shown: a page costs
+    what its number costs (OFFSET), not what the table's size would, and every page stays
+    reachable by paging on."""
+
+    PAGES_AHEAD = 10
     show_full_result_count = False
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        # Above list_max_show_all, so "Show all" is offered only when the whole list is counted.
+        limit = max((_page_number(request) + self.PAGES_AHEAD) * per_page, self.list_max_show_all + 1)
+        return BoundedCountPaginator(queryset, per_page, orphans, allow_empty_first_page, count_limit=limit)
 
 
 def _secret_fields() -> list[EncryptedTextField]:

@@ -339,10 +339,13 @@ class ConnectionTestRun(models.Model):
         ordering = ["-created_at", "-pk"]
         verbose_name = _("connection test run")
         verbose_name_plural = _("connection test runs")
-        # The rate limit reads a user's latest runs, the monitoring panel the latest scheduled one.
+        # The rate limit reads a user's latest runs, the monitoring panel the latest scheduled one;
+        # the admin's filters (outcome, trigger, protocol) read the newest runs of one value.
         indexes = [
             models.Index(fields=["user", "created_at"], name="testrun_user_created"),
             models.Index(fields=["trigger", "created_at"], name="testrun_trigger_created"),
+            models.Index(fields=["outcome", "created_at"], name="testrun_outcome_created"),
+            models.Index(fields=["protocol", "created_at"], name="testrun_protocol_created"),
         ]
 
     def __str__(self) -> str:
