@@ -17,6 +17,7 @@ count must not stop mail.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hmac
 import logging
 import threading
@@ -77,8 +78,12 @@ def _increment(name: str, labels: str) -> None:
         flush()
 
 
-def flush() -> None:
-    """Write this process's pending counts to the database (kept for later when it does not answer)."""
+def flush(*, at_exit: bool = False) -> None:
+    """Write this process's pending counts to the database (kept for later when it does not answer).
+
+    ``at_exit``: the interpreter is going away; counts the database refuses are dropped without a
+    log line, since logging's streams may already be closed (pytest's capture, a stopping server).
+    """
     with _lock:
         counts = dict(_pending)
         _pending.clear()
@@ -87,6 +92,8 @@ def flush() -> None:
         try:
             _add(name, labels, amount)
         except DatabaseError:
+            if at_exit:
+                continue
             logger.warning("The metric %s could not be counted: the database did not answer.", name)
             with _lock:
                 _pending[(name, labels)] += amount
@@ -113,10 +120,9 @@ def _flush_if_pending(**kwargs) -> None:
 def _flush_at_exit() -> None:
     if not _pending:
         return
-    try:
-        flush()
-    except Exception:  # the interpreter is going away: nothing may raise here
-        logger.debug("Pending metric counts were lost at exit.")
+    # The interpreter is going away: nothing may raise or log here.
+    with contextlib.suppress(Exception):
+        flush(at_exit=True)
 
 
 request_finished.connect(_flush_if_pending, dispatch_uid="metrics.flush_after_request")

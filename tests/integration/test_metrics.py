@@ -135,6 +135,26 @@ def test_counts_made_between_flushes_are_written_when_a_request_ends(db):
     assert stored() == start + 1
 
 
+def test_counts_the_database_refuses_at_exit_are_dropped_without_a_log_line(db, monkeypatch, caplog):
+    """At exit logging's streams may be closed already (a "--- Logging error ---" on stderr)."""
+    from django.db import DatabaseError
+
+    from settings_app import metrics
+
+    def refuse(*args) -> None:
+        raise DatabaseError("no such table: settings_app_metriccounter")
+
+    metrics.flush()
+    monkeypatch.setattr(metrics, "_add", refuse)
+    metrics.count_message("smtp", "sent")
+    metrics.flush()
+    assert metrics._pending, "kept for a later flush while the process runs"
+    assert "could not be counted" in caplog.text
+    caplog.clear()
+    metrics._flush_at_exit()
+    assert not metrics._pending and caplog.records == []
+
+
 def test_graph_sends_are_counted_under_their_transport(public, settings, tmp_path, graph_settings, fake_graph):
     settings.EMAIL_BACKEND = "settings_app.backends.OutgoingEmailBackend"
     settings.CACHES = {
