@@ -11,7 +11,8 @@ Contract (shared/reference/microsoft-protocol-notes.md, section 3):
 - ``AUTH LOGIN`` (advertised) and ``AUTH PLAIN`` (accepted, not advertised)
   against ``add_user`` credentials.
 - SendAs is checked only after the final ``.`` of DATA (``554 5.2.252``).
-- Faults last until ``reset()``; ``times=`` limits an override to N uses.
+- Faults last until ``reset()``; ``times=`` limits an override to N uses;
+  ``delay_reply_to(verb, seconds)`` makes one verb's reply slow.
 - Records never hold tokens or passwords.
 - Accepted sockets get ``TCP_NODELAY``; the lines of a multi-line reply leave
   together, after the simulated round trip (``simulate_round_trip``, see
@@ -251,6 +252,9 @@ class _ExchangeSession(SMTP):
         if fake._drops(verb):
             self._hang_up()
             return
+        delay = fake._extra_delay(verb)
+        if delay:
+            await asyncio.sleep(delay)
         if verb != "AUTH":
             override = fake._take_override(verb)
             if override is not None:
@@ -593,6 +597,7 @@ class FakeExchange(LoopbackServer):
         self._overrides: dict[str, list[_Override]] = {}
         self._flags: set[str] = set()
         self._drop_after: set[str] = set()
+        self._delays: dict[str, float] = {}
         self._messages: list[ReceivedMessage] = []
         self._auth_attempts: list[AuthAttempt] = []
         self._commands: list[str] = []
@@ -716,6 +721,17 @@ class FakeExchange(LoopbackServer):
         with self._lock:
             self._flags.add("no_xoauth2")
 
+    def delay_reply_to(self, verb: str, seconds: float) -> None:
+        """Wait ``seconds`` after receiving ``verb`` before answering it (a slow server for that verb)."""
+        if seconds < 0:
+            raise ValueError("seconds must be >= 0")
+        with self._lock:
+            self._delays[verb.upper()] = seconds
+
+    def _extra_delay(self, verb: str) -> float:
+        with self._lock:
+            return self._delays.get(verb, 0.0)
+
     def drop_after(self, verb: str) -> None:
         """Close the connection, without a reply, right after receiving ``verb``."""
         with self._lock:
@@ -782,6 +798,7 @@ class FakeExchange(LoopbackServer):
             self._overrides.clear()
             self._flags.clear()
             self._drop_after.clear()
+            self._delays.clear()
             self._messages.clear()
             self._auth_attempts.clear()
             self._commands.clear()

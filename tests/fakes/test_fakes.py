@@ -816,3 +816,42 @@ def test_round_trip_default_comes_from_the_constructor(fake_identity: FakeIdenti
         FakeIdentity(round_trip=-1)
     with pytest.raises(ValueError):
         fake_identity.simulate_round_trip(-0.1)
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    give_up = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() >= give_up:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.mark.parametrize("tls_first", [False, True], ids=["plain", "after-starttls"])
+def test_a_client_that_closes_right_after_quit_leaves_no_error(
+    fake_smtp: FakeExchange, ca_bundle_path: Path, tls_first: bool
+) -> None:
+    """As the product does: QUIT, then close without reading the 221 (the fake must not trip on it)."""
+    for _ in range(20):
+        if tls_first:
+            client = smtp_session(fake_smtp, ca_bundle_path)
+        else:
+            client = smtplib.SMTP(fake_smtp.hostname, fake_smtp.port, timeout=5)
+            client.ehlo()
+        client.putcmd("quit")
+        client.close()
+    assert wait_for(lambda: fake_smtp.commands.count("QUIT") == 20), fake_smtp.commands
+    assert fake_smtp.server_errors == []
+
+
+def test_delay_reply_to_slows_only_that_verb(fake_smtp: FakeExchange) -> None:
+    fake_smtp.delay_reply_to("QUIT", 0.3)
+    client = smtplib.SMTP(fake_smtp.hostname, fake_smtp.port, timeout=5)
+    started = time.monotonic()
+    assert client.ehlo()[0] == 250
+    assert time.monotonic() - started < 0.3
+    started = time.monotonic()
+    assert client.quit()[0] == 221
+    assert time.monotonic() - started >= 0.3
+    fake_smtp.reset()
+    assert fake_smtp._extra_delay("QUIT") == 0.0

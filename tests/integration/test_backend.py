@@ -140,6 +140,21 @@ def test_a_batch_uses_one_connection(outgoing, fake_identity, fake_smtp):
     assert len(fake_identity.token_requests) == 1
 
 
+def test_close_sends_quit_without_waiting_for_the_221(outgoing, fake_smtp):
+    backend = OutgoingEmailBackend()
+    assert backend.open() is True
+    fake_smtp.delay_reply_to("QUIT", 5.0)
+    started = time.monotonic()
+    backend.close()
+    assert time.monotonic() - started < 1.0
+    assert backend.connection is None
+    give_up = time.monotonic() + 5
+    while fake_smtp.commands[-1:] != ["QUIT"] and time.monotonic() < give_up:
+        time.sleep(0.01)
+    assert fake_smtp.commands == ["EHLO", "STARTTLS", "EHLO", "AUTH", "QUIT"]
+    assert fake_smtp.server_errors == []
+
+
 def test_the_token_is_renewed_once_it_expires(outgoing, fake_identity, fake_smtp):
     # msal (and the shared cache) renew a token with less than RENEWAL_MARGIN seconds left.
     fake_identity.token_lifetime = RENEWAL_MARGIN + 2

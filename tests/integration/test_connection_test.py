@@ -45,6 +45,21 @@ def test_every_step_passes_and_the_message_arrives(m365_settings, m365_tenant, f
     assert fake_smtp.messages[0].message["From"] == m365_tenant.mailbox
 
 
+def test_quit_is_sent_and_reported_without_waiting_for_the_221(m365_settings, fake_smtp):
+    fake_smtp.delay_reply_to("QUIT", 5.0)
+    started = time.monotonic()
+    result = run(m365_settings)
+    assert time.monotonic() - started < 2.0
+    assert result.outcome == "success"
+    quit_step = result.steps[STEPS.index("quit")]
+    assert (quit_step.status, quit_step.reply) == ("ok", "QUIT sent")
+    assert quit_step.elapsed_ms < 1000
+    give_up = time.monotonic() + 5
+    while fake_smtp.commands[-1:] != ["QUIT"] and time.monotonic() < give_up:
+        time.sleep(0.01)
+    assert fake_smtp.commands[-1:] == ["QUIT"]
+
+
 def test_without_a_recipient_nothing_is_sent(m365_settings, fake_smtp):
     result = run(m365_settings)
     assert result.outcome == "success"
