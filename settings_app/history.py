@@ -67,7 +67,7 @@ def finish_test_run(run: ConnectionTestRun, result: ConnectionTestResult | None)
 
 def recent_test_runs() -> list[ConnectionTestRun]:
     finished = ConnectionTestRun.objects.exclude(outcome=ConnectionTestRun.RUNNING)
-    return list(finished.select_related("user")[:HISTORY_LENGTH])
+    return list(finished.select_related("user").defer("token_claims")[:HISTORY_LENGTH])
 
 
 RATE_WINDOW = datetime.timedelta(minutes=1)

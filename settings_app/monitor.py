@@ -161,9 +161,11 @@ def _post(
     return delivery, answer
 
 
-def monitor_status() -> dict:
-    """What the page shows about the monitor: the latest scheduled check, where alerts go, the last alerts."""
-    saved = OutgoingEmailSettings.objects.filter(pk=OutgoingEmailSettings.SINGLETON_PK).first()
+def monitor_status(saved: OutgoingEmailSettings | None) -> dict:
+    """What the page shows about the monitor: the latest scheduled check, where alerts go, the last alerts.
+
+    ``saved``: the settings the page shows (None when there are none).
+    """
     url = saved.alert_webhook_url if saved is not None else ""
     return {
         "latest_check": ConnectionTestRun.objects.filter(trigger="schedule").first(),

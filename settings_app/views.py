@@ -73,9 +73,10 @@ class OutgoingEmailView(View):
         if not may_change(request.user):
             raise PermissionDenied
         streaming = request.POST.get("stream") == "1"
-        OutgoingEmailSettings.load()
         with transaction.atomic():
-            settings = OutgoingEmailSettings.objects.select_for_update().get(pk=OutgoingEmailSettings.SINGLETON_PK)
+            settings, _ = OutgoingEmailSettings.objects.select_for_update().get_or_create(
+                pk=OutgoingEmailSettings.SINGLETON_PK
+            )
             before = snapshot(settings)
             action = request.POST.get("action", "")
             form = OutgoingEmailSettingsForm(request.POST, request.FILES, instance=settings, action=action)
@@ -156,7 +157,7 @@ class OutgoingEmailView(View):
                 "test_run": shown_run,
                 "history": recent_test_runs(),
                 "changes": recent_changes(),
-                "monitor": monitor_status(),
+                "monitor": monitor_status(settings),
             },
         )
 

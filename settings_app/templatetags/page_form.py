@@ -78,11 +78,22 @@ def _field_state(field: forms.BoundField) -> str:
     )
 
 
+# The fields each form class's layout shows; a layout is the same for every instance and language.
+_LAYOUT_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _layout_fields(form: forms.Form) -> tuple[str, ...]:
+    names = _LAYOUT_FIELDS.get(type(form))
+    if names is None:
+        names = _LAYOUT_FIELDS[type(form)] = tuple(pointer.name for pointer in form.helper.layout.get_field_names())
+    return names
+
+
 def markup_key(form: forms.Form, context: template.Context) -> str:
     """The digest of everything the crispy markup of the unbound ``form`` depends on."""
     parts = [type(form).__qualname__, translation.get_language() or "", str(form.prefix)]
     parts += [repr(context.get(name)) for name in PAGE_VALUES]
-    parts += [_field_state(form[pointer.name]) for pointer in form.helper.layout.get_field_names()]
+    parts += [_field_state(form[name]) for name in _layout_fields(form)]
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
