@@ -217,6 +217,9 @@ class OutgoingEmailSettingsForm(forms.ModelForm):
         """crispy's layout, built only when the form is shown (a post that is saved never is)."""
         helper = FormHelper()
         helper.form_tag = False
+        # The page's <form> has its own {% csrf_token %}: the markup crispy renders is kept
+        # between requests and sessions (templatetags/page_form.py), so it must hold no token.
+        helper.disable_csrf = True
         helper.layout = _page_layout()
         return helper
 

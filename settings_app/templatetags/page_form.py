@@ -7,7 +7,9 @@ values its HTML blocks read (``can_change``, ``credential_status``), so the mark
 process under a digest of exactly those, and the page after a Save, whose form has the same
 state, is served from it too. A bound form (a post with errors) is always rendered afresh, as
 is every form with DEBUG on (templates may change under a running server). Values of inputs
-that never show them (passwords) do not enter the digest.
+that never show them (passwords) do not enter the digest. Markup holding a CSRF token is never
+kept: a token belongs to one response (the layout sets ``disable_csrf``; the page's form has
+its own token).
 """
 
 from __future__ import annotations
@@ -110,5 +112,8 @@ def crispy_page_form(context: template.Context, form: forms.Form) -> SafeString:
     markup = MARKUPS.get(key)
     if markup is None:
         markup = _render(context, form)
-        MARKUPS.put(key, markup)
+        # A CSRF token belongs to one response: markup holding one (a layout without
+        # disable_csrf) is never kept, or another session would post a foreign token.
+        if "csrfmiddlewaretoken" not in markup:
+            MARKUPS.put(key, markup)
     return markup

@@ -26,7 +26,9 @@ _CSRF = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"')
 def form_markup(client: Client, url: str = URL, **headers: str) -> str:
     response = client.get(url, **headers)
     assert response.status_code == 200
-    return _CSRF.sub("", _FORM.search(response.content.decode()).group())
+    form = _FORM.search(response.content.decode()).group()
+    assert form.count("csrfmiddlewaretoken") == 1, "the page's own token, never one in the kept markup"
+    return _CSRF.sub("", form)
 
 
 def assert_fresh(client: Client, url: str = URL, **headers: str) -> str:
@@ -78,6 +80,21 @@ def test_a_view_only_user_never_gets_the_markup_kept_for_an_administrator(admin_
     client.force_login(viewer)
     read_only = assert_fresh(client)
     assert read_only != editable and "disabled" in read_only and 'id="generate-certificate"' not in read_only
+
+
+def test_a_second_administrator_posts_with_their_own_csrf_token(admin_user, django_user_model):
+    """The kept markup was rendered for another session: a token in it would be refused."""
+    first, second = Client(enforce_csrf_checks=True), Client(enforce_csrf_checks=True)
+    first.force_login(admin_user)
+    second.force_login(django_user_model.objects.create_superuser("second", "second@example.com", "x"))
+    MARKUPS.clear()
+    form_markup(first)
+    page = second.get(URL).content.decode()
+    tokens = re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert len(set(tokens)) == 1, "every form on the page carries this response's token"
+    post = {**smtp_post(), "csrfmiddlewaretoken": tokens[0]}
+    post["version"] = str(OutgoingEmailSettings.load().version)
+    assert second.post(URL, post).status_code == 302
 
 
 def test_the_page_after_a_save_of_unchanged_values_is_served_from_the_kept_markup(admin_client):
