@@ -255,6 +255,8 @@ class _ExchangeSession(SMTP):
         delay = fake._extra_delay(verb)
         if delay:
             await asyncio.sleep(delay)
+            if self.transport is None or self.transport.is_closing():
+                return  # the client left meanwhile (it need not wait for a 221): nothing to answer
         if verb != "AUTH":
             override = fake._take_override(verb)
             if override is not None:
