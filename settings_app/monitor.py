@@ -29,6 +29,7 @@ from settings_app.models import (
     OutgoingEmailSettings,
     WebhookKind,
 )
+from settings_app.retention import prune
 from settings_app.runner import ConnectionTestResult, run_connection_test
 
 CLAIM_ATTEMPTS = 5
@@ -158,6 +159,7 @@ def _post(
         code=alert.code,
         run=run,
     )
+    prune(AlertDelivery)
     return delivery, answer
 
 

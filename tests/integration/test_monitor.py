@@ -88,6 +88,17 @@ def test_a_different_failing_code_alerts_again(monitored, m365_tenant, fake_smtp
     ]
 
 
+def test_only_the_newest_alert_deliveries_are_kept(monitored, m365_tenant, fake_smtp, fake_webhook, settings):
+    settings.MAILADMIN_HISTORY_KEEP = 2
+    fake_smtp.disable_smtp_auth(m365_tenant.mailbox)
+    for secret in ("wrong-secret-value-123", str(m365_tenant.client_secret), "wrong-secret-value-456"):
+        monitor()  # each check fails with another code than the one before: each alerts
+        monitored.client_secret = secret
+        monitored.save()
+    assert [body["code"] for body in fake_webhook.bodies] == ["535-5.7.139", "AADSTS7000215", "535-5.7.139"]
+    assert list(AlertDelivery.objects.values_list("code", flat=True)) == ["535-5.7.139", "AADSTS7000215"]
+
+
 def test_a_secret_expiring_in_14_days_alerts_once(monitored, fake_webhook):
     expires_on = timezone.localdate() + datetime.timedelta(days=14)
     monitored.client_secret_expires_on = expires_on
