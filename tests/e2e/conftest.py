@@ -51,9 +51,13 @@ def page(browser):
 
 
 @pytest.fixture
-def screenshot():
+def screenshot(tmp_path):
+    """Takes the page's screenshot: into docs/ (the README's) with MAILADMIN_SCREENSHOTS=1, else
+    into the test's temporary folder, so that a test run leaves the checkout as it found it."""
+    folder = DOCS if os.environ.get("MAILADMIN_SCREENSHOTS") == "1" else tmp_path
+
     def take(page, name: str) -> None:
-        DOCS.mkdir(exist_ok=True)
-        page.screenshot(path=str(DOCS / name), full_page=True)
+        folder.mkdir(exist_ok=True)
+        page.screenshot(path=str(folder / name), full_page=True)
 
     return take
