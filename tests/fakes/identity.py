@@ -430,6 +430,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         fake = self.server.fake
+        generation = fake._network_generation()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         try:
@@ -440,7 +441,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if reply is None:
             self.close_connection = True
             return
-        delay = fake._reply_delay()
+        delay = fake._reply_delay(generation)
         if delay and fake._stop.wait(delay):
             self.close_connection = True
             return

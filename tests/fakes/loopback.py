@@ -29,6 +29,8 @@ class LoopbackServer:
         self._round_trip = round_trip
         self._delayed_replies = 0
         self._nodelay: list[bool] = []
+        # Bumped by every reset(): a request that arrived before it belongs to an earlier test.
+        self._generation = 0
 
     def start(self) -> Self:
         raise NotImplementedError
@@ -74,9 +76,20 @@ class LoopbackServer:
         with self._network_lock:
             return list(self._nodelay)
 
-    def _reply_delay(self) -> float:
-        """Seconds the reply about to be written must wait (counted when not 0)."""
+    def _network_generation(self) -> int:
         with self._network_lock:
+            return self._generation
+
+    def _reply_delay(self, generation: int | None = None) -> float:
+        """Seconds the reply about to be written must wait (counted when not 0).
+
+        ``generation``: ``_network_generation()`` when the request arrived. A request that was
+        still being answered when ``reset()`` ran (a stalled one of an earlier test) is answered
+        at once and not counted, so it never shows in a later test's ``delayed_replies``.
+        """
+        with self._network_lock:
+            if generation is not None and generation != self._generation:
+                return 0.0
             if self._round_trip:
                 self._delayed_replies += 1
             return self._round_trip
@@ -93,3 +106,4 @@ class LoopbackServer:
             self._round_trip = self.default_round_trip
             self._delayed_replies = 0
             self._nodelay.clear()
+            self._generation += 1

@@ -805,6 +805,19 @@ def test_simulated_round_trip_delays_every_https_response(
     assert (fake_identity.round_trip, fake_identity.delayed_replies) == (0.0, 0)
 
 
+def test_a_request_still_stalled_from_before_a_reset_is_not_counted_after_it(
+    fake_identity: FakeIdentity, m365_tenant: M365Tenant, ca_bundle_path: Path
+) -> None:
+    """An earlier test's stalled request (its client gave up) ends during a later test."""
+    fake_identity.stall(0.5, on="token", times=1)
+    with pytest.raises(requests.exceptions.Timeout):
+        requests.post(f"{m365_tenant.authority}/oauth2/v2.0/token", data={}, verify=str(ca_bundle_path), timeout=0.1)
+    fake_identity.reset()
+    fake_identity.simulate_round_trip(0.01)
+    time.sleep(0.8)  # the stall ends and the fake answers the gone client
+    assert fake_identity.delayed_replies == 0
+
+
 def test_round_trip_default_comes_from_the_constructor(fake_identity: FakeIdentity) -> None:
     with FakeExchange(fake_identity, round_trip=0.01) as fake:
         fake.simulate_round_trip(0)
