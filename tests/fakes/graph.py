@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import threading
 import time
 import traceback
 import uuid
@@ -130,7 +129,6 @@ class FakeGraph(HttpsFake):
         super().__init__(server_cert=server_cert)
         self.identity = identity
         self.size_limit = SIZE_LIMIT
-        self._lock = threading.RLock()
         self._mailboxes: dict[str, GraphMailbox] = {}
         # app id -> mailboxes the app may use (RBAC management scope / access policy); absent: all.
         self._scopes: dict[str, set[str]] = {}
@@ -139,7 +137,6 @@ class FakeGraph(HttpsFake):
         self._faults: list[_Fault] = []
         self._requests: list[GraphRequest] = []
         self._messages: list[GraphMessage] = []
-        self._errors: list[str] = []
 
     @property
     def url(self) -> str:
@@ -210,16 +207,6 @@ class FakeGraph(HttpsFake):
     def messages(self) -> list[GraphMessage]:
         with self._lock:
             return list(self._messages)
-
-    @property
-    def server_errors(self) -> list[str]:
-        """Tracebacks of the fake's own failures (a test should find none)."""
-        with self._lock:
-            return list(self._errors)
-
-    def _note_error(self, text: str) -> None:
-        with self._lock:
-            self._errors.append(text)
 
     def reset(self, everything: bool = False) -> None:
         with self._lock:

@@ -456,7 +456,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class HttpsFake(LoopbackServer):
     """An HTTPS fake on ``https://127.0.0.1:<port>``: ``handler_class`` serves it in a daemon thread.
 
-    ``_stop`` is set when it stops, so that stalled requests wake and end.
+    ``_stop`` is set when it stops, so that stalled requests wake and end. ``_lock`` guards the
+    subclass's records; ``server_errors`` holds the tracebacks of the fake's own failures.
     """
 
     handler_class: type[http.server.BaseHTTPRequestHandler]
@@ -467,6 +468,8 @@ class HttpsFake(LoopbackServer):
         self._stop = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._lock = threading.RLock()
+        self._errors: list[str] = []
 
     def start(self) -> Self:
         """Bind 127.0.0.1 on an ephemeral port and serve in a daemon thread."""
@@ -505,6 +508,16 @@ class HttpsFake(LoopbackServer):
             raise RuntimeError(f"{type(self).__name__} is not started")
         return int(self._server.server_address[1])
 
+    @property
+    def server_errors(self) -> list[str]:
+        """Tracebacks of bugs inside the fake (a test should find none)."""
+        with self._lock:
+            return list(self._errors)
+
+    def _note_error(self, text: str) -> None:
+        with self._lock:
+            self._errors.append(text)
+
 
 class FakeIdentity(HttpsFake):
     """Fake Entra ID token service on ``https://127.0.0.1:<port>``.
@@ -528,14 +541,12 @@ class FakeIdentity(HttpsFake):
         self.resource = resource.rstrip("/")
         self.default_token_lifetime = token_lifetime
         self.token_lifetime = token_lifetime
-        self._lock = threading.RLock()
         self._key = secrets.token_bytes(32)
         self._tenants: dict[str, Tenant] = {}
         self._extra_resources: set[str] = set()
         self._issuer_keys: dict[str, list] = {}
         self._faults: list[_Fault] = []
         self._requests: list[RecordedRequest] = []
-        self._errors: list[str] = []
         self._issued = 0
 
     @property
@@ -797,16 +808,6 @@ class FakeIdentity(HttpsFake):
     def issued_tokens(self) -> int:
         with self._lock:
             return self._issued
-
-    @property
-    def server_errors(self) -> list[str]:
-        """Tracebacks of bugs inside the fake (should stay empty)."""
-        with self._lock:
-            return list(self._errors)
-
-    def _note_error(self, text: str) -> None:
-        with self._lock:
-            self._errors.append(text)
 
     def reset(self, everything: bool = False) -> None:
         """Clear faults and records, restore ``token_lifetime``; tenants/apps too if ``everything``."""
