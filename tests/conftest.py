@@ -23,18 +23,26 @@ def on_fakes(settings, fake_env):
 @pytest.fixture
 def m365_settings(db, on_fakes, m365_tenant) -> OutgoingEmailSettings:
     """Saved Microsoft 365 settings for the fake tenant; every step passes against the fakes."""
+    return _saved_for(
+        m365_tenant,
+        protocol="smtp_microsoft365",
+        server=m365_tenant.smtp_host,
+        port=m365_tenant.smtp_port,
+        connection_security="starttls",
+        use_secure_auth=True,
+    )
+
+
+def _saved_for(tenant, **fields) -> OutgoingEmailSettings:
+    """The settings record saved with ``fields`` and the Entra ID app of ``tenant`` (client secret)."""
     record = OutgoingEmailSettings.load()
-    record.protocol = "smtp_microsoft365"
+    for name, value in fields.items():
+        setattr(record, name, value)
     record.cloud = "global"
-    record.server = m365_tenant.smtp_host
-    record.port = m365_tenant.smtp_port
-    record.connection_security = "starttls"
-    record.use_secure_auth = True
-    record.username = m365_tenant.mailbox
-    record.sender_email = m365_tenant.mailbox
-    record.client_id = m365_tenant.client_id
-    record.tenant_id = m365_tenant.tenant_id
-    record.client_secret = str(m365_tenant.client_secret)
+    record.username = record.sender_email = tenant.mailbox
+    record.client_id = tenant.client_id
+    record.tenant_id = tenant.tenant_id
+    record.client_secret = str(tenant.client_secret)
     record.save()
     return record
 
@@ -60,13 +68,4 @@ def on_graph(on_fakes, fake_graph, monkeypatch):
 @pytest.fixture
 def graph_settings(db, on_graph, graph_tenant) -> OutgoingEmailSettings:
     """Saved Microsoft 365 (Graph API) settings for the fake tenant; every step passes against the fakes."""
-    record = OutgoingEmailSettings.load()
-    record.protocol = "graph_microsoft365"
-    record.cloud = "global"
-    record.username = graph_tenant.mailbox
-    record.sender_email = graph_tenant.mailbox
-    record.client_id = graph_tenant.client_id
-    record.tenant_id = graph_tenant.tenant_id
-    record.client_secret = str(graph_tenant.client_secret)
-    record.save()
-    return record
+    return _saved_for(graph_tenant, protocol="graph_microsoft365")

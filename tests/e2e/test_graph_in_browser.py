@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.test_save_and_test_in_browser import logged_in, step_statuses  # noqa: F401
+from tests.e2e.test_save_and_test_in_browser import fill_entra_app, logged_in, step_statuses  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def fill_graph(page, tenant, *, secret: str) -> None:
     page.select_option("select[name=protocol]", "graph_microsoft365")
-    page.fill("input[name=username]", tenant.mailbox)
-    page.fill("input[name=sender_email]", tenant.mailbox)
-    page.fill("input[name=client_id]", tenant.client_id)
-    page.fill("input[name=tenant_id]", tenant.tenant_id)
-    page.fill("input[name=client_secret]", secret)
-    page.fill("input[name=test_recipient]", "someone@example.com")
+    fill_entra_app(page, tenant, secret=secret)
 
 
 def test_graph_hides_the_smtp_fields(logged_in):  # noqa: F811

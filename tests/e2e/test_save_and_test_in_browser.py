@@ -27,6 +27,11 @@ def fill_microsoft365(page, tenant, *, secret: str) -> None:
     page.fill("input[name=server]", tenant.smtp_host)
     page.fill("input[name=port]", str(tenant.smtp_port))
     page.select_option("select[name=connection_security]", "starttls")
+    fill_entra_app(page, tenant, secret=secret)
+
+
+def fill_entra_app(page, tenant, *, secret: str) -> None:
+    """The mailbox, the app registration and its secret, and a test recipient: every Entra ID protocol's fields."""
     page.fill("input[name=username]", tenant.mailbox)
     page.fill("input[name=sender_email]", tenant.mailbox)
     page.fill("input[name=client_id]", tenant.client_id)
